@@ -1,0 +1,110 @@
+"""Every Prometheus metric of the ingest server (DESIGN §7: the dashboard and alerts use these names).
+
+Counters are incremented once per *batch* with the batch's count (an ``.inc()`` per record costs
+about a microsecond). Label values are bounded: routes and codes are ours, event names come
+from the registry, reasons from :data:`REJECT_REASONS` / :data:`DISCARD_REASONS`.
+
+With ``LOGSHIP_WORKERS > 1`` the processes share ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics``
+aggregates all of them (gauges: spool size summed, oldest age max over live workers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+ROUTES = ("/v1/logs", "/api/v2/logs", "/v1/input")
+DISCARD_REASONS = ("no_event_name", "unregistered_event")
+REJECT_REASONS = (
+    "validation",
+    "invalid_json",
+    "invalid_utf8",
+    "invalid_timestamp",
+    "non_finite_number",
+    "number_out_of_range",
+    "too_deep",
+    "record_too_large",
+)
+
+requests_total = Counter(
+    "logship_ingest_requests_total", "HTTP requests by route and status code", ["route", "code"]
+)
+received_records_total = Counter(
+    "logship_ingest_received_records_total", "Records received in batches", ["route"]
+)
+received_bytes_total = Counter(
+    "logship_ingest_received_bytes_total", "Request body bytes received (as sent)", ["route"]
+)
+accepted_events_total = Counter(
+    "logship_ingest_accepted_events_total", "Registry events accepted and spooled", ["event"]
+)
+discarded_records_total = Counter(
+    "logship_ingest_discarded_records_total",
+    "Records intentionally dropped (no event name, or a name not in the registry)",
+    ["reason"],
+)
+rejected_events_total = Counter(
+    "logship_ingest_rejected_events_total",
+    "Records rejected and dead-lettered, by event (empty when unknown) and reason",
+    ["event", "reason"],
+)
+request_duration_seconds = Histogram(
+    "logship_ingest_request_duration_seconds",
+    "Time from request start to response (for 2xx: until the batch is durable)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+spool_size_bytes = Gauge(
+    "logship_ingest_spool_size_bytes",
+    "Bytes in the local spool not yet uploaded to the lake",
+    multiprocess_mode="livesum",
+)
+spool_oldest_age_seconds = Gauge(
+    "logship_ingest_spool_oldest_age_seconds",
+    "Age of the oldest spooled data not yet uploaded; 0 when empty",
+    multiprocess_mode="livemax",
+)
+uploaded_objects_total = Counter("logship_ingest_uploaded_objects_total", "Lake objects uploaded")
+upload_errors_total = Counter(
+    "logship_ingest_upload_errors_total", "Failed lake upload attempts (each is retried)"
+)
+event_delay_seconds = Histogram(
+    "logship_ingest_event_delay_seconds",
+    "received_at minus occurred_at of accepted events",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
+)
+
+
+def init_labels(events: Iterable[str]) -> None:
+    """Create the bounded label sets at zero so rates and alerts work from the first scrape."""
+    for route in ROUTES:
+        received_records_total.labels(route)
+        received_bytes_total.labels(route)
+        for code in ("200", "202", "400", "401", "413", "415", "503"):
+            requests_total.labels(route, code)
+    for reason in DISCARD_REASONS:
+        discarded_records_total.labels(reason)
+    for reason in REJECT_REASONS:
+        rejected_events_total.labels("", reason)
+    for ev in events:
+        accepted_events_total.labels(ev)
+        rejected_events_total.labels(ev, "validation")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The /metrics body: this process's registry, or every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,116 @@
+"""Running the sink: one process, or `LOGSHIP_WORKERS` processes sharing the port.
+
+Shutdown on SIGTERM/SIGINT follows what Kubernetes expects: /readyz turns 503 and new batches
+get 503 (senders retry elsewhere) while the listener stays up; in-flight requests finish; then
+the spool is flushed to the lake; all bounded by `LOGSHIP_SHUTDOWN_TIMEOUT_S`; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from aiohttp import web
+
+from ingest.app import STATE, build_app, wait_idle
+from ingest.config import IngestSettings, parse_addr
+from ingest.logs import log
+
+logger = logging.getLogger("logship.server")
+
+
+async def serve(
+    settings: IngestSettings,
+    *,
+    worker_index: int = 0,
+    reuse_port: bool = False,
+    stop: asyncio.Event | None = None,
+    on_started: asyncio.Future[int] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and flush."""
+    app = build_app(settings, worker_index=worker_index)
+    runner = web.AppRunner(
+        app,
+        keepalive_timeout=settings.keepalive_timeout_s,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        access_log=None,
+        handle_signals=False,
+    )
+    await runner.setup()
+    host, port = parse_addr(settings.http_addr)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    log(logger, logging.INFO, "listening", addr=f"{host}:{bound}", worker=worker_index)
+    if on_started is not None and not on_started.done():
+        on_started.set_result(bound)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    started = time.monotonic()
+    log(logger, logging.INFO, "draining: readyz 503, new batches 503", worker=worker_index)
+    app[STATE].draining = True
+    await wait_idle(app, settings.shutdown_timeout_s / 2)
+    remaining = max(1.0, settings.shutdown_timeout_s - (time.monotonic() - started))
+    app[STATE].settings = settings.model_copy(update={"shutdown_timeout_s": remaining})
+    await runner.cleanup()  # closes the listener, then flushes the spool (app cleanup context)
+    log(logger, logging.INFO, "stopped", worker=worker_index,
+        seconds=round(time.monotonic() - started, 3))  # fmt: skip
+
+
+def run_ingest(settings: IngestSettings, worker_index: int | None = None) -> int:
+    """`logship ingest`: one server process, or a supervisor of `workers` processes."""
+    if worker_index is not None or settings.workers == 1:
+        asyncio.run(
+            serve(settings, worker_index=worker_index or 0, reuse_port=worker_index is not None)
+        )
+        return 0
+    return _supervise(settings)
+
+
+def _supervise(settings: IngestSettings) -> int:
+    """Start N workers on one port (SO_REUSEPORT) with a shared metrics directory."""
+    host, port = parse_addr(settings.http_addr)
+    holder = None
+    if port == 0:  # pick one free port for all workers: bind (never listen) with SO_REUSEPORT
+        holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, 0))
+        port = holder.getsockname()[1]
+    metrics_dir = tempfile.mkdtemp(prefix="logship-metrics-")
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+               LOGSHIP_HTTP_ADDR=f"{host}:{port}")  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ingest.cli", "ingest", "--worker-index", str(i)], env=env
+        )
+        for i in range(settings.workers)
+    ]
+    log(logger, logging.INFO, "workers started", workers=len(procs), port=port)
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    if holder is not None:
+        holder.close()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    return max((abs(c) for c in codes), default=0)

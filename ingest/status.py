@@ -1,0 +1,49 @@
+"""Every HTTP status the sink answers, as data, in one place.
+
+Status codes are a contract with the senders: Vector and the Datadog Agent retry 408/429/5xx
+and *drop* the batch on any other 4xx. So a 4xx is only for a request that would fail the same
+way again (undecodable body, bad token, over the configured limits), and every condition of
+ours that passes with time (spool full, draining, disk error) is a 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What we answer for one failure reason, and whether the sender will retry it."""
+
+    status: int
+    retry: bool
+    retry_after_s: int | None = None
+
+
+DECISIONS: dict[str, Decision] = {
+    # Don't retry: the same request would fail the same way.
+    "unauthorized": Decision(401, retry=False),
+    "body_too_large": Decision(413, retry=False),
+    "decompressed_too_large": Decision(413, retry=False),
+    "unsupported_encoding": Decision(415, retry=False),
+    "bad_compression": Decision(400, retry=False),
+    "invalid_body": Decision(400, retry=False),
+    # Retry: ours, and passes with time.
+    "spool_full": Decision(503, retry=True, retry_after_s=5),
+    "draining": Decision(503, retry=True, retry_after_s=5),
+    "spool_write_failed": Decision(503, retry=True, retry_after_s=5),
+}
+
+
+class RequestError(Exception):
+    """A request-level failure; `reason` selects the status from :data:`DECISIONS`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.decision = DECISIONS[reason]
+
+    @property
+    def status(self) -> int:
+        return self.decision.status

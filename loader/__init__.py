@@ -1,0 +1,1 @@
+"""logship loader: exactly-once manifest COPY from the lake into the warehouse."""
