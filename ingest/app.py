@@ -81,7 +81,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     """Read at most `limit` bytes of body; 413 as soon as it is known to be larger."""
     length = request.content_length
     if length is not None and length > limit:
-        raise RequestError("body_too_large", f"body of {length} bytes exceeds {limit}")
+        raise RequestError(
+            "body_too_large",
+            f"body of {length} bytes exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
+        )
     chunks = []
     total = 0
     while True:
@@ -90,7 +93,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
             break
         total += len(chunk)
         if total > limit:
-            raise RequestError("body_too_large", f"body exceeds the limit of {limit} bytes")
+            raise RequestError(
+                "body_too_large",
+                f"body exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -114,8 +120,7 @@ def _count(route: str, nrecords: int, nbytes: int, ex: Extracted) -> None:
         metrics.discarded_records_total.labels(reason).inc(n)
     for (name, reason), n in ex.rejects.items():
         metrics.rejected_events_total.labels(name, reason).inc(n)
-    for d in ex.delays_s:
-        metrics.event_delay_seconds.observe(max(0.0, d))
+    metrics.observe_many(metrics.event_delay_seconds, [d if d > 0 else 0.0 for d in ex.delays_s])
 
 
 # --------------------------------------------------------------------------- handlers

@@ -40,11 +40,19 @@ _ZSTD = zstandard.ZstdDecompressor()
 #: materialises (``.as_dict()``) only the candidates, which is what makes the sink faster than
 #: a plain ``orjson.loads`` of the body.
 LazyRecord = simdjson.Object
-#: An event-name key anywhere in a body, as raw bytes. Inside JSON strings quotes are escaped
-#: (`\"event\"`), so an unescaped `"event":` can only be a real key. When a body has none, no
-#: record carries its name at top level and lazy parsing is safe; when it has one, records are
-#: materialised (key look-ups on lazy objects cost microseconds when the key is missing).
-_NAME_KEY = re.compile(rb'"(?:event|evt\.name|evt)"\s*:')
+LazyArray = simdjson.Array
+
+
+def may_have_name_keys(body: bytes) -> bool:
+    """Could any record of this body carry its event name as a key of its own?
+
+    Inside JSON strings quotes are escaped (`\\"event\\"`), so an unescaped `"event"` or `"evt`
+    can only be a key (or, rarely, a string value: a harmless false positive). When a body has
+    neither, only `message`/`log` strings can carry events and lazy parsing is safe; otherwise
+    records are materialised, because key look-ups on lazy records cost microseconds each when
+    the key is missing. Two substring searches run at memory speed; a regex was 10x slower.
+    """
+    return b'"event"' in body or b'"evt' in body
 
 
 class BodyFormat(Enum):
@@ -107,7 +115,8 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 def _too_large(limit: int) -> RequestError:
     return RequestError(
-        "decompressed_too_large", f"decompressed body exceeds the limit of {limit} bytes"
+        "decompressed_too_large",
+        f"decompressed body exceeds the limit of {limit} bytes (LOGSHIP_MAX_DECOMPRESSED_BYTES)",
     )
 
 
@@ -186,7 +195,7 @@ def parse_records(data: bytes, fmt: BodyFormat) -> ParsedBody:
     stripped = data.strip()
     if not stripped:
         return ParsedBody([])
-    if stripped[:1] == b"[" and _NAME_KEY.search(stripped) is None:
+    if stripped[:1] == b"[" and not may_have_name_keys(stripped):
         # No record has an event-name key of its own, so only `message`/`log` strings can carry
         # events: parse lazily and let extraction read just those (see LazyRecord).
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ingest.decode import BadRecord, LazyRecord, ParsedBody, parse_lenient
+from ingest.decode import BadRecord, LazyArray, LazyRecord, ParsedBody, parse_lenient
 from ingest.registry import CompiledEvent, PiiHasher, Registry
 
 #: Keys of an event body that describe the envelope, not the event's properties.
@@ -79,14 +79,17 @@ class Extractor:
         for bad in parsed.bad:
             self._dead_letter(out, "", bad.reason, bad.detail, bad.raw, received_at)
         lenient = parsed.lenient
+        records = parsed.records
+        noise = 0
+        if type(records) is LazyArray:
+            records = _lazy_candidates(records)
+            noise = len(parsed.records) - len(records)
         events = self._events
-        for i, rec in enumerate(parsed.records):
+        for i, rec in enumerate(records):
             # --- find the event body: the record itself, or the JSON object in its message
             if type(rec) is not dict:
-                if type(rec) is not LazyRecord or not _lazy_candidate(rec):
-                    out.discarded["no_event_name"] += 1
-                    continue
-                rec = rec.as_dict()
+                noise += 1
+                continue
             body = rec
             name = _event_name(rec)
             strict = i not in lenient
@@ -96,18 +99,18 @@ class Extractor:
                 if msg is None:
                     msg = rec.get("log")  # Fluent Bit's tail input names the line `log`
                 if type(msg) is not str or '"ev' not in msg or msg.lstrip()[:1] != "{":
-                    out.discarded["no_event_name"] += 1
+                    noise += 1
                     continue
                 try:
                     body = orjson.loads(msg)
                 except orjson.JSONDecodeError as exc:
                     body, bad = parse_lenient(msg.encode("utf-8", "surrogateescape"), str(exc))
                     if bad is not None:
-                        out.discarded["no_event_name"] += 1
+                        noise += 1
                         continue
                     strict = False
                 if type(body) is not dict or (name := _event_name(body)) is None:
-                    out.discarded["no_event_name"] += 1
+                    noise += 1
                     continue
                 from_message = True
             ev = events.get(name)
@@ -133,6 +136,8 @@ class Extractor:
             out.events.append(line)
             out.accepted[name] += 1
             out.delays_s.append(received_ts - occurred)
+        if noise:
+            out.discarded["no_event_name"] += noise
         return out
 
     # ------------------------------------------------------------------ one event
@@ -244,15 +249,25 @@ def _event_name(body: dict) -> str | None:
     return None
 
 
-def _lazy_candidate(rec: LazyRecord) -> bool:
-    """Could this lazy record carry an event? Lazy records come only from bodies with no
-    event-name key anywhere (see :data:`ingest.decode.LazyRecord`), so only `message`/`log`
-    can: read that one string, not the record's other fields."""
-    try:
-        msg = rec["message"]
-    except KeyError:
-        msg = rec.get("log")
-    return type(msg) is str and '"ev' in msg and msg.lstrip()[:1] == "{"
+def _lazy_candidates(records: LazyArray) -> list[Any]:
+    """The records of a lazy array that could carry an event, materialised; the rest are noise.
+
+    Lazy arrays come only from bodies with no event-name key anywhere (see
+    :func:`ingest.decode.may_have_name_keys`), so only a `message`/`log` string holding a JSON
+    object with `"ev…` can: this loop reads that one string per record and nothing else. It is
+    the per-record hot path of the whole sink, hence inlined.
+    """
+    out = []
+    for rec in records:
+        if type(rec) is not LazyRecord:
+            continue  # a scalar or array where a record should be: noise
+        try:
+            msg = rec["message"]
+        except KeyError:
+            msg = rec.get("log")
+        if type(msg) is str and '"ev' in msg and msg.lstrip()[:1] == "{":
+            out.append(rec.as_dict())
+    return out
 
 
 def _dumps_any(value: Any) -> bytes:

@@ -11,6 +11,7 @@ aggregates all of them (gauges: spool size summed, oldest age max over live work
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -83,6 +84,22 @@ event_delay_seconds = Histogram(
     "received_at minus occurred_at of accepted events",
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
 )
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """Observe a batch of values with one bucket update each, not one ``observe()`` (a lock and
+    a bucket search) per value. Equivalent to ``for v in values: histogram.observe(v)``; a test
+    holds it to that, as it uses the client's bucket internals."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1
+    for i, n in enumerate(counts):
+        if n:
+            histogram._buckets[i].inc(n)
+    histogram._sum.inc(sum(values))
 
 
 def init_labels(events: Iterable[str]) -> None:

@@ -20,6 +20,7 @@ import tempfile
 import time
 
 from aiohttp import web
+from prometheus_client import multiprocess
 
 from ingest.app import STATE, build_app, wait_idle
 from ingest.config import IngestSettings, parse_addr
@@ -37,6 +38,11 @@ async def serve(
     on_started: asyncio.Future[int] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and flush."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal during start-up still drains
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     app = build_app(settings, worker_index=worker_index)
     runner = web.AppRunner(
         app,
@@ -54,11 +60,6 @@ async def serve(
     if on_started is not None and not on_started.done():
         on_started.set_result(bound)
 
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
     started = time.monotonic()
@@ -83,7 +84,9 @@ def run_ingest(settings: IngestSettings, worker_index: int | None = None) -> int
 
 
 def _supervise(settings: IngestSettings) -> int:
-    """Start N workers on one port (SO_REUSEPORT) with a shared metrics directory."""
+    """Start N workers on one port (SO_REUSEPORT) with a shared metrics directory; restart a
+    worker that dies (its spool is recovered and uploaded by its successor); on SIGTERM/SIGINT
+    forward the signal and wait for every worker to drain."""
     host, port = parse_addr(settings.http_addr)
     holder = None
     if port == 0:  # pick one free port for all workers: bind (never listen) with SO_REUSEPORT
@@ -94,22 +97,37 @@ def _supervise(settings: IngestSettings) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="logship-metrics-")
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir,
                LOGSHIP_HTTP_ADDR=f"{host}:{port}")  # fmt: skip
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "ingest", "--worker-index", str(i)], env=env
-        )
-        for i in range(settings.workers)
-    ]
+
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "ingest.cli", "ingest", "--worker-index", str(i)]
+        return subprocess.Popen(cmd, env=env)
+
+    procs = [spawn(i) for i in range(settings.workers)]
     log(logger, logging.INFO, "workers started", workers=len(procs), port=port)
+    stopping = False
 
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    codes = [p.wait() for p in procs]
+    while any(p.poll() is None for p in procs) or not stopping:
+        for i, p in enumerate(procs):
+            code = p.poll()
+            if code is None or stopping:
+                continue
+            log(logger, logging.ERROR, "worker died; restarting it", worker=i, code=code)
+            multiprocess.mark_process_dead(p.pid, metrics_dir)
+            procs[i] = spawn(i)
+        time.sleep(0.2)
+    # A worker that died of the forwarded signal itself got it before `serve` installed its
+    # handler (the first thing it does, before any data is taken): nothing was lost.
+    codes = [0 if p.wait() in (-signal.SIGTERM, -signal.SIGINT) else p.wait() for p in procs]
+    log(logger, logging.INFO, "workers exited", codes=codes)
     if holder is not None:
         holder.close()
     shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 
 from tests.conftest import free_port, read_lake_local, read_lake_s3
@@ -160,6 +161,24 @@ async def test_two_workers_share_the_port_and_metrics(tmp_path: Path) -> None:
             if ln.startswith('logship_ingest_accepted_events_total{event="delivery.pickup_completed"}')
         )  # fmt: skip
         assert float(line.split()[-1]) == 40 * 20
+
+        # A worker killed with SIGKILL is replaced; the service keeps taking data meanwhile.
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 2
+        children[0].kill()
+        more: list[str] = []
+        await send_batches(port, 20, more, "w2b")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alive = [c for c in psutil.Process(proc.pid).children() if c.is_running()]
+            if len(alive) == 2 and children[0].pid not in {c.pid for c in alive}:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the killed worker was not restarted")
+        await send_batches(port, 20, more, "w2c")
+        got = await wait_for_lake(lambda: read_lake_local(tmp_path / "lake"), set(acked + more))
+        assert set(acked + more) <= got
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
