@@ -46,13 +46,22 @@ LazyArray = simdjson.Array
 def may_have_name_keys(body: bytes) -> bool:
     """Could any record of this body carry its event name as a key of its own?
 
-    Inside JSON strings quotes are escaped (`\\"event\\"`), so an unescaped `"event"` or `"evt`
-    can only be a key (or, rarely, a string value: a harmless false positive). When a body has
-    neither, only `message`/`log` strings can carry events and lazy parsing is safe; otherwise
-    records are materialised, because key look-ups on lazy records cost microseconds each when
-    the key is missing. Two substring searches run at memory speed; a regex was 10x slower.
+    A key `"event"`, `"evt.name"` or `"evt"` starts with an unescaped `"ev`. Inside JSON strings
+    quotes are escaped, so the `\\"event\\"` of an app's JSON log line in `message` is preceded
+    by a backslash — and a real key never is (it follows `{`, `,` or whitespace). One substring
+    scan at memory speed, plus a step per escaped match (about one per event in a message). A
+    string value starting with "ev" is a harmless false positive (the body is then parsed fully).
+
+    When a body has no such key, only `message`/`log` strings can carry events and lazy parsing
+    is safe; otherwise records are materialised, because key look-ups on lazy records cost
+    microseconds each when the key is missing.
     """
-    return b'"event"' in body or b'"evt' in body
+    i = body.find(b'"ev')
+    while i != -1:
+        if i == 0 or body[i - 1] != 0x5C:  # 0x5C: backslash
+            return True
+        i = body.find(b'"ev', i + 3)
+    return False
 
 
 class BodyFormat(Enum):

@@ -179,7 +179,8 @@ class Extractor:
             "host": host,
         }
         for ent in self._entities:
-            canonical[ent] = _entity(props.get(ent), props_src.get(ent), body.get(ent))
+            v = props.get(ent)  # declared string ids are already strings after validation
+            canonical[ent] = v if type(v) is str else _entity(v, props_src.get(ent), body.get(ent))
         canonical["properties"] = props
         try:
             line = orjson.dumps(canonical, option=orjson.OPT_APPEND_NEWLINE)

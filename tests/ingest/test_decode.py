@@ -183,3 +183,21 @@ def test_split_matches_a_real_parser(records: list[dict]) -> None:
     parts = split_json_array(body)
     assert parts is not None
     assert [orjson.loads(p) for p in parts] == orjson.loads(body)
+
+
+def test_name_key_prescan() -> None:
+    from ingest.decode import may_have_name_keys
+
+    msg_only = orjson.dumps(
+        [{"message": orjson.dumps({"event": "a.b", "evt": {"name": "x"}}).decode()}]
+    )
+    assert not may_have_name_keys(msg_only)
+    for rec in (
+        {"event": "a.b"},
+        {"evt.name": "a.b"},
+        {"evt": {"name": "a.b"}},
+        {"x": {"event": 1}},
+    ):
+        assert may_have_name_keys(orjson.dumps([rec])), rec
+    assert may_have_name_keys(b'[{"path":"C:\\\\","event":"a.b"}]')  # a string ending in \
+    assert may_have_name_keys(b'[{"event" : "a.b"}]')
