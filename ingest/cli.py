@@ -21,6 +21,35 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return run_ingest(settings, args.worker_index)
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from loader.config import LoaderSettings
+    from loader.service import run_loader
+
+    settings = load_settings(LoaderSettings)
+    setup_logging(settings.log_level)
+    return run_loader(settings, once=args.once)
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from loader.config import LoaderSettings
+    from loader.service import serve_dev
+
+    # The embedded defaults: a local lake directory and DuckDB, objects every few seconds.
+    ingest = load_settings(IngestSettings, **_dev_defaults(IngestSettings, object_max_age_s=5.0))
+    loader = load_settings(LoaderSettings, **_dev_defaults(LoaderSettings, load_interval_s=2.0))
+    setup_logging(ingest.log_level)
+    return asyncio.run(serve_dev(ingest, loader))
+
+
+def _dev_defaults(cls: type, **defaults: object) -> dict[str, object]:
+    """`defaults` for the fields the environment does not set."""
+    import os
+
+    return {k: v for k, v in defaults.items() if f"LOGSHIP_{k.upper()}" not in os.environ}
+
+
 def _cmd_registry_check(args: argparse.Namespace) -> int:
     path = args.path
     if path is None:
@@ -44,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="run the HTTP sink")
     ing.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     ing.set_defaults(func=_cmd_ingest)
+
+    load = sub.add_parser("load", help="run the loader (lake → warehouse)")
+    load.add_argument("--once", action="store_true", help="one cycle, exit 0 if nothing failed")
+    load.set_defaults(func=_cmd_load)
+
+    dev = sub.add_parser("dev", help="ingest + loader in one process (local lake, DuckDB)")
+    dev.set_defaults(func=_cmd_dev)
 
     reg = sub.add_parser("registry", help="event registry tools")
     reg_sub = reg.add_subparsers(dest="registry_command", required=True)

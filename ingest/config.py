@@ -159,6 +159,8 @@ def load_settings(cls: type[S], **overrides: object) -> S:
             field = str(err["loc"][0]) if err["loc"] else "?"
             var = f"{prefix}{field}".upper()
             value = os.environ.get(var)
-            shown = "" if value is None or "token" in field or "key" in field else f" (={value!r})"
+            info = cls.model_fields.get(field)
+            secret = info is not None and info.annotation is SecretStr
+            shown = "" if value is None or secret else f" (={value!r})"  # secrets never echoed
             lines.append(f"{var}{shown}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None

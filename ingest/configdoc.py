@@ -23,8 +23,8 @@ def _settings_classes() -> list[tuple[str, type[BaseSettings]]]:
 
 
 def _default(value: object) -> str:
-    if isinstance(value, SecretStr):
-        return "(empty)" if not value.get_secret_value() else "***"
+    if isinstance(value, SecretStr):  # defaults are never secrets: show them
+        value = value.get_secret_value()
     if value is None or value == "":
         return "(empty)"
     return f"`{value}`"

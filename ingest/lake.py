@@ -86,6 +86,8 @@ def classify_error(exc: BaseException) -> ErrorKind:
     if isinstance(exc, OSError):
         import errno
 
+        if exc.errno == errno.ENOENT:
+            return ErrorKind(False, "NoSuchKey")
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return ErrorKind(False, "permission")
         return ErrorKind(True, f"os:{exc.errno}")

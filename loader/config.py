@@ -1,0 +1,80 @@
+"""Typed configuration of the loader (`LOGSHIP_*`), one docstring per field.
+
+The README's configuration table is generated from these docstrings (`logship config`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from ingest.config import CommonSettings, parse_addr
+
+
+class LoaderSettings(CommonSettings):
+    """Settings of `logship load` (and of the loader half of `logship dev`)."""
+
+    warehouse_url: SecretStr = SecretStr("duckdb:///./var/warehouse.duckdb")
+    """`redshift://user:password@host:5439/db` (query options: `iam=true&cluster_identifier=…
+    &db_user=…&region=…`, or `iam=true&serverless_work_group=…`) or `duckdb:///path/file.duckdb`.
+    Never logged (shown as `***`)."""
+
+    warehouse_schema: str = "logship"
+    """Schema holding `events`, the load ledger and the registry table."""
+
+    redshift_iam_role: str = ""
+    """IAM role ARN used by COPY (`IAM_ROLE '…'`); Redshift needs it, DuckDB ignores it."""
+
+    loader_http_addr: str = "127.0.0.1:8081"
+    """Address of the loader's /healthz and /metrics (port 0 picks a free port)."""
+
+    load_interval_s: float = Field(default=10.0, gt=0)
+    """Pause between load cycles when the lake is caught up."""
+
+    load_max_objects: int = Field(default=500, ge=1)
+    """Most lake objects in one COPY (one manifest)."""
+
+    load_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    """Most compressed bytes in one COPY."""
+
+    statement_timeout_s: float = Field(default=900.0, gt=0)
+    """Warehouse statement timeout, so a hung COPY cannot hang the loader."""
+
+    dedupe_window_s: float = Field(default=7 * 86400.0, ge=0)
+    """An event is a duplicate if its `event_id` is already in `events` with an `occurred_at`
+    within this distance of the batch's range; bounding it keeps the check cheap on a big table."""
+
+    discovery_lookback_s: float = Field(default=3 * 86400.0, gt=0)
+    """Partitions listed each cycle reach back this far (an object lands in the hour partition it
+    was *received* in, so this must cover the longest S3 outage ingest may ride out). A full
+    listing runs at start and every `LOGSHIP_FULL_SCAN_INTERVAL_S`."""
+
+    full_scan_interval_s: float = Field(default=6 * 3600.0, gt=0)
+    """How often the loader lists the whole `events/` prefix, to catch anything older."""
+
+    retry_backoff_max_s: float = Field(default=60.0, gt=0)
+    """Cap of the jittered exponential backoff after a transient warehouse or lake error."""
+
+    @field_validator("loader_http_addr")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        parse_addr(v)
+        return v
+
+    @field_validator("warehouse_schema")
+    @classmethod
+    def _schema(cls, v: str) -> str:
+        if (
+            not v
+            or not (v[0].isalpha() or v[0] == "_")
+            or not all(c.isalnum() or c == "_" for c in v)
+        ):
+            raise ValueError("must be a plain identifier (letters, digits, _)")
+        return v.lower()
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not raw.startswith(("redshift://", "duckdb://")):
+            raise ValueError("must start with redshift:// or duckdb://")
+        return v

@@ -1,0 +1,54 @@
+"""Every Prometheus metric of the loader (DESIGN §7: the dashboard and alerts use these names)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ERROR_TYPES = ("connection", "serialization", "timeout", "load_error", "io", "lake", "other")
+
+lag_seconds = Gauge(
+    "logship_loader_lag_seconds",
+    "Age of the oldest lake object not yet loaded; 0 when caught up",
+)
+pending_objects = Gauge("logship_loader_pending_objects", "Lake objects found but not yet loaded")
+loaded_events_total = Counter(
+    "logship_loader_loaded_events_total", "Events inserted into the warehouse"
+)
+loaded_objects_total = Counter(
+    "logship_loader_loaded_objects_total", "Lake objects committed to the load ledger"
+)
+duplicate_events_total = Counter(
+    "logship_loader_duplicate_events_total",
+    "Staged events not inserted because their event_id was already loaded (or repeated)",
+)
+copy_duration_seconds = Histogram(
+    "logship_loader_copy_duration_seconds",
+    "Duration of the COPY (or read_json) of one batch",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+errors_total = Counter(
+    "logship_loader_errors_total", "Failed load cycles by error type", ["error_type"]
+)
+quarantined_objects_total = Counter(
+    "logship_loader_quarantined_objects_total", "Lake objects moved to quarantine/"
+)
+last_success_timestamp_seconds = Gauge(
+    "logship_loader_last_success_timestamp_seconds",
+    "Unix time of the last load cycle that completed without error",
+)
+
+
+def init_labels() -> None:
+    for t in ERROR_TYPES:
+        errors_total.labels(t)
+
+
+def error_type(reason: str) -> str:
+    """Bound the label: map a classifier reason onto ERROR_TYPES."""
+    if reason in ERROR_TYPES:
+        return reason
+    if reason.startswith("os:") or reason in ("permission",):
+        return "io"
+    if reason[:1].isupper() or reason.isdigit():  # S3 error codes / HTTP statuses
+        return "lake"
+    return "other"

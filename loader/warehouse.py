@@ -1,0 +1,405 @@
+"""The warehouse backends: Redshift (redshift-connector) and DuckDB, with one load transaction.
+
+Both are blocking drivers; the loader calls them from a worker thread. A load is, in ONE
+transaction: lock the ledger (Redshift), drop objects the ledger already has, write the
+manifest, COPY every object into a temporary stage, insert the stage into `events` keeping one
+row per `event_id` and skipping ids already loaded, insert the ledger rows, commit. The ledger
+and the events commit together or not at all, so each object loads exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ingest.lake import ObjectInfo
+from loader import sql
+from loader.errors import LoadDataError, classify, sqlstate
+
+logger = logging.getLogger("logship.loader")
+
+#: Writes the manifest of the final batch to the lake; returns its URL (for COPY).
+ManifestWriter = Callable[[list[ObjectInfo]], str]
+#: Makes the objects of a batch readable as local gzip files (DuckDB reads files itself).
+LocalFiles = Callable[[list[ObjectInfo]], list[str]]
+
+
+@dataclass
+class LoadOutcome:
+    loaded: list[str] = field(default_factory=list)  # object keys committed to the ledger
+    skipped: list[str] = field(default_factory=list)  # already in the ledger
+    staged_rows: int = 0
+    inserted_rows: int = 0
+    copy_seconds: float = 0.0
+
+    @property
+    def duplicates(self) -> int:
+        return self.staged_rows - self.inserted_rows
+
+
+class Warehouse:
+    """Dialect-independent load logic over a DB-API connection."""
+
+    dialect: sql.Dialect
+
+    def __init__(self, schema: str, entities: tuple[str, ...], dedupe_window_s: float):
+        self.schema = schema
+        self.entities = entities
+        self.dedupe_window = timedelta(seconds=dedupe_window_s)
+        self.conn: Any = None
+
+    # --- connection -----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection is no news
+                self.conn.close()
+            self.conn = None
+
+    def _cursor(self) -> Any:
+        if self.conn is None:
+            self.connect()
+        return self.conn.cursor()
+
+    def _run(self, cur: Any, statement: str, params: Sequence[Any] | None = None) -> Any:
+        if params:
+            cur.execute(statement, list(params))
+        else:
+            cur.execute(statement)
+        return cur
+
+    def _commit(self) -> None:
+        self.conn.commit()
+
+    def release(self) -> None:
+        """Called after each cycle; a server connection is kept."""
+
+    def _rollback(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.rollback()
+        except Exception as exc:
+            if classify(exc).transient:
+                self.close()  # the connection is gone; the next call reconnects
+
+    # --- schema ---------------------------------------------------------------------------
+
+    def ensure_schema(self) -> list[str]:
+        """Create schema, events and ledger when absent; add entity columns the registry
+        gained. Runs in autocommit-like steps outside any load transaction. Returns the added
+        columns."""
+        d = self.dialect
+        cur = self._cursor()
+        try:
+            for stmt in (
+                sql.create_schema(d, self.schema),
+                sql.create_events(d, self.schema, self.entities),
+                sql.create_ledger(d, self.schema),
+            ):
+                self._run(cur, stmt)
+            self._commit()
+            present = {
+                r[0]
+                for r in self._run(
+                    cur, sql.existing_columns(d), [self.schema, sql.EVENTS]
+                ).fetchall()
+            }
+            added = [e for e in self.entities if e not in present]
+            for col in added:
+                self._run(cur, sql.add_column(d, self.schema, col))
+                self._commit()
+            return added
+        except BaseException:
+            self._rollback()
+            raise
+
+    # --- ledger ---------------------------------------------------------------------------
+
+    def loaded_among(self, keys: list[str]) -> set[str]:
+        """Which of `keys` the ledger has (loaded or quarantined), in chunks of 500."""
+        found: set[str] = set()
+        cur = self._cursor()
+        try:
+            for i in range(0, len(keys), 500):
+                found |= self._known(cur, keys[i : i + 500])
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return found
+
+    def record(
+        self, keys_status: list[tuple[str, str, int, str | None]], manifest_key: str | None
+    ) -> None:
+        """Ledger rows outside a load (quarantined objects): (key, status, bytes, reason)."""
+        cur = self._cursor()
+        try:
+            self._lock(cur)
+            have = self._known(cur, [k for k, *_ in keys_status])
+            rows = [r for r in keys_status if r[0] not in have]
+            if rows:
+                self._insert_ledger(cur, rows, manifest_key)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _lock(self, cur: Any) -> None:
+        pass  # DuckDB: the ledger's primary key makes a racing commit fail instead
+
+    def _known(self, cur: Any, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        rows = self._run(
+            cur, sql.ledger_lookup(self.dialect, self.schema, len(keys)), keys
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _insert_ledger(
+        self, cur: Any, rows: list[tuple[str, str, int, str | None]], manifest_key: str | None
+    ) -> None:
+        params: list[Any] = []
+        for key, status, nbytes, reason in rows:
+            params += [key, status, manifest_key, nbytes, reason]
+        self._run(cur, sql.insert_ledger(self.dialect, self.schema, len(rows)), params)
+
+    # --- the load transaction -------------------------------------------------------------
+
+    def load(
+        self, batch: list[ObjectInfo], write_manifest: ManifestWriter, local_files: LocalFiles
+    ) -> LoadOutcome:
+        out = LoadOutcome()
+        cur = self._cursor()
+        try:
+            self._begin(cur)
+            self._lock(cur)
+            have = self._known(cur, [o.key for o in batch])
+            out.skipped = [o.key for o in batch if o.key in have]
+            todo = [o for o in batch if o.key not in have]
+            if not todo:
+                self._rollback()
+                return out
+            manifest_url = write_manifest(todo)
+            t0 = time.perf_counter()
+            self._stage(cur, todo, manifest_url, local_files)
+            out.copy_seconds = time.perf_counter() - t0
+            count, lo, hi = self._run(cur, sql.stage_stats()).fetchone()
+            out.staged_rows = int(count or 0)
+            if out.staged_rows:
+                lo_w, hi_w = _as_utc(lo) - self.dedupe_window, _as_utc(hi) + self.dedupe_window
+                self._run(
+                    cur, sql.insert_events(self.dialect, self.schema, self.entities), [lo_w, hi_w]
+                )
+                out.inserted_rows = self._inserted(cur)
+            self._insert_ledger(cur, [(o.key, "loaded", o.size, None) for o in todo],
+                                manifest_url)  # fmt: skip
+            self._run(cur, sql.drop_stage())
+            self._commit()
+            out.loaded = [o.key for o in todo]
+            return out
+        except BaseException as exc:
+            self._rollback()
+            self._after_failure(cur)
+            if classify(exc).reason == "load_error" and not isinstance(exc, LoadDataError):
+                raise LoadDataError(sqlstate(exc)[1] or str(exc)) from exc
+            raise
+
+    def _begin(self, cur: Any) -> None:
+        pass
+
+    def _after_failure(self, cur: Any) -> None:
+        pass
+
+    def _inserted(self, cur: Any) -> int:
+        return max(0, int(cur.rowcount))
+
+    def _stage(
+        self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
+    ) -> None:
+        raise NotImplementedError
+
+    def load_error_files(self, urls: list[str]) -> list[tuple[str, str]]:
+        """(file URL, reason) pairs the warehouse recorded for a failed COPY of `urls`."""
+        return []
+
+
+# ------------------------------------------------------------------------------- Redshift
+
+
+class RedshiftWarehouse(Warehouse):
+    """Amazon Redshift through the blocking `redshift-connector` driver."""
+
+    dialect = sql.REDSHIFT
+
+    def __init__(self, url: str, iam_role: str, statement_timeout_s: float, **kw: Any):
+        super().__init__(**kw)
+        self.connect_kwargs = redshift_connect_kwargs(url)
+        self.iam_role = iam_role
+        self.statement_timeout_ms = int(statement_timeout_s * 1000)
+        self.statements: list[str] = []  # the last load's statements, for tests and logs
+
+    def connect(self) -> None:
+        import redshift_connector
+
+        self.conn = redshift_connector.connect(**self.connect_kwargs)
+        self.conn.autocommit = False
+        cur = self.conn.cursor()
+        cur.execute(f"SET statement_timeout TO {self.statement_timeout_ms}")
+        self.conn.commit()
+
+    def _lock(self, cur: Any) -> None:
+        self._run(cur, sql.lock_ledger(self.schema))
+
+    def _stage(
+        self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
+    ) -> None:
+        if not self.iam_role:
+            raise ValueError("LOGSHIP_REDSHIFT_IAM_ROLE is required to COPY into Redshift")
+        self._run(cur, sql.drop_stage())
+        self._run(cur, sql.create_stage(self.dialect, self.schema))
+        self._run(cur, sql.copy_manifest(manifest_url, self.iam_role))
+
+    def load_error_files(self, urls: list[str]) -> list[tuple[str, str]]:
+        if not urls:
+            return []
+        cur = self._cursor()
+        try:
+            rows = self._run(cur, sql.load_errors(self.dialect, len(urls)), urls).fetchall()
+            self._commit()
+        except Exception:
+            self._rollback()
+            return []
+        out: dict[str, str] = {}
+        for file_name, line, column, message in rows:
+            url = str(file_name).strip()
+            out.setdefault(
+                url, f"line {line}, column {str(column).strip()}: {str(message).strip()}"
+            )
+        return list(out.items())
+
+
+def redshift_connect_kwargs(url: str) -> dict[str, Any]:
+    """`redshift://user:pw@host:port/db?iam=true&…` → `redshift_connector.connect` kwargs.
+
+    Query options map to the driver's own: `ssl`, `iam`, `cluster_identifier`, `db_user`,
+    `region`, `serverless_work_group`, `serverless_acct_id`, `profile`, `timeout`.
+    """
+    u = urllib.parse.urlsplit(url)
+    kw: dict[str, Any] = {
+        "host": u.hostname,
+        "port": u.port or 5439,
+        "database": (u.path or "/dev").lstrip("/") or "dev",
+    }
+    if u.username:
+        kw["user"] = urllib.parse.unquote(u.username)
+    if u.password:
+        kw["password"] = urllib.parse.unquote(u.password)
+    for key, value in urllib.parse.parse_qsl(u.query):
+        if value.lower() in ("true", "false"):
+            kw[key] = value.lower() == "true"
+        elif value.isdigit():
+            kw[key] = int(value)
+        else:
+            kw[key] = value
+    return kw
+
+
+# --------------------------------------------------------------------------------- DuckDB
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded default: the same table shape, ledger and exactly-once load, in DuckDB.
+
+    The database file is opened for each operation and closed after, so other processes
+    (`logship session`, a notebook) can open it between load cycles.
+    """
+
+    dialect = sql.DUCKDB
+
+    def __init__(self, path: str, **kw: Any):
+        super().__init__(**kw)
+        self.path = path
+
+    def connect(self) -> None:
+        import duckdb
+
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = duckdb.connect(self.path)
+        self.conn.execute("SET TimeZone = 'UTC'")
+
+    def _cursor(self) -> Any:
+        if self.conn is None:
+            self.connect()
+        return self.conn
+
+    def _run(self, cur: Any, statement: str, params: Sequence[Any] | None = None) -> Any:
+        return cur.execute(statement, list(params) if params else None)
+
+    def _begin(self, cur: Any) -> None:
+        cur.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self.conn.commit()
+
+    def _inserted(self, cur: Any) -> int:
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def _stage(
+        self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
+    ) -> None:
+        files = local_files(batch)
+        cols = {"event_id": "VARCHAR", "event_name": "VARCHAR", "event_version": "INTEGER",
+                "occurred_at": "TIMESTAMPTZ", "received_at": "TIMESTAMPTZ",
+                "service": "VARCHAR", "host": "VARCHAR"}  # fmt: skip
+        cols |= {e: "VARCHAR" for e in self.entities}
+        cols["properties"] = "JSON"
+        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in cols.items()) + "}"
+        self._run(cur, sql.drop_stage())
+        self._run(
+            cur,
+            f"CREATE TEMP TABLE {sql.ident(sql.STAGE)} AS SELECT * FROM read_json("
+            f"{self.dialect.param}, format = 'newline_delimited', compression = 'gzip', "
+            f"columns = {spec})",
+            [files],
+        )
+
+    def release(self) -> None:
+        self.close()  # let other processes open the file between cycles
+
+
+def _as_utc(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    return datetime.fromisoformat(str(v)).astimezone(UTC)
+
+
+def open_warehouse(
+    url: str,
+    *,
+    schema: str,
+    entities: tuple[str, ...],
+    dedupe_window_s: float,
+    iam_role: str,
+    statement_timeout_s: float,
+) -> Warehouse:
+    common = {"schema": schema, "entities": entities, "dedupe_window_s": dedupe_window_s}
+    if url.startswith("redshift://"):
+        return RedshiftWarehouse(url, iam_role, statement_timeout_s, **common)
+    if url.startswith("duckdb://"):
+        path = url[len("duckdb://") :]
+        path = path[1:] if path.startswith("/./") else path  # duckdb:///./var/x → ./var/x
+        return DuckDBWarehouse(path or ":memory:", **common)
+    raise ValueError("LOGSHIP_WAREHOUSE_URL must start with redshift:// or duckdb://")

@@ -1,0 +1,81 @@
+"""Lake objects as ingest writes them, and small warehouse helpers for the loader tests."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ingest.lake import LocalLake
+from loader.config import LoaderSettings
+from loader.core import Loader
+from loader.service import build_loader
+
+ENTITIES = ("delivery_id", "robot_id", "trip_id", "merchant_id", "pilot_id")
+
+
+def event(
+    name: str = "delivery.pickup_completed",
+    *,
+    event_id: str | None = None,
+    occurred: datetime | None = None,
+    **props: Any,
+) -> dict[str, Any]:
+    """A canonical event line, as ingest writes it."""
+    occurred = occurred or datetime.now(UTC) - timedelta(minutes=5)
+    row: dict[str, Any] = {
+        "event_id": event_id or uuid.uuid4().hex,
+        "event_name": name,
+        "event_version": 1,
+        "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "received_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "service": "dispatch",
+        "host": "node-1",
+    }
+    for ent in ENTITIES:
+        row[ent] = props.get(ent)
+    row["properties"] = props
+    return row
+
+
+def object_key(n: int, when: datetime | None = None, writer: str = "w0-abcd") -> str:
+    when = when or datetime.now(UTC)
+    return f"events/dt={when:%Y-%m-%d}/hour={when:%H}/{writer}-{n:012d}.json.gz"
+
+
+def gz_lines(rows: list[dict[str, Any]]) -> bytes:
+    return gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def put_local(root: Path, key: str, rows: list[dict[str, Any]] | bytes) -> None:
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(rows if isinstance(rows, bytes) else gz_lines(rows))
+
+
+def loader_settings(tmp_path: Path, **kw: Any) -> LoaderSettings:
+    values: dict[str, Any] = {
+        "lake_url": str(tmp_path / "lake"),
+        "warehouse_url": f"duckdb:///{tmp_path}/wh.duckdb",
+        "loader_http_addr": "127.0.0.1:0",
+        "load_interval_s": 0.2,
+        "retry_backoff_max_s": 0.5,
+    }
+    values.update(kw)
+    return LoaderSettings(**values)
+
+
+async def make_loader(settings: LoaderSettings) -> Loader:
+    from ingest.lake import open_lake
+
+    lake = open_lake(settings.lake_url)
+    await lake.start()
+    return build_loader(settings, lake)
+
+
+def local_lake(tmp_path: Path) -> LocalLake:
+    return LocalLake(tmp_path / "lake")
