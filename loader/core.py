@@ -81,7 +81,11 @@ class Loader:
                 if added:
                     log(logger, logging.INFO, "added entity columns", columns=added)
                 self._schema_ready = True
-            pending = await self.discovery.pending()
+            try:
+                pending = await self.discovery.pending()
+            except Exception:
+                self._observe_pending(self.discovery.unconfirmed)  # lag grows while down
+                raise
             self._observe_pending(pending)
             result = CycleResult(pending=len(pending))
             if pending:

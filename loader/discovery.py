@@ -34,6 +34,9 @@ class Discovery:
         self.full_scan_interval_s = full_scan_interval_s
         self._last_full = float("-inf")
         self._known: set[str] = set()
+        #: Listed and not known to be loaded, as of the last listing: the lag while the
+        #: warehouse cannot be asked is measured on these.
+        self.unconfirmed: list[ObjectInfo] = []
 
     def prefixes(self, now: datetime) -> list[str]:
         """The day partitions to list: the lookback window, and tomorrow (clock skew)."""
@@ -56,7 +59,8 @@ class Discovery:
         if full:
             self._last_full = time.monotonic()
             self._known &= {o.key for o in listing}  # forget what is gone from the lake
-        unknown = [o.key for o in listing if o.key not in self._known]
+        self.unconfirmed = [o for o in listing if o.key not in self._known]
+        unknown = [o.key for o in self.unconfirmed]
         if unknown:
             self._known |= await asyncio.to_thread(self.loaded_among, unknown)
         return sorted((o for o in listing if o.key not in self._known), key=lambda o: o.key)

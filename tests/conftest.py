@@ -7,16 +7,16 @@ import gzip
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import orjson
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ingest.config import IngestSettings
+
+pytest_plugins = ["tests.support.redshift_emulator.fixtures"]
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -32,13 +32,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 in server mode, spoken to over real HTTP."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_endpoint(moto_s3: str) -> str:
+    """moto's S3 in server mode, spoken to over real HTTP (the same server the Redshift
+    emulator reads COPY sources from)."""
+    return moto_s3
 
 
 @pytest.fixture
