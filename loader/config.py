@@ -51,6 +51,10 @@ class LoaderSettings(CommonSettings):
     full_scan_interval_s: float = Field(default=6 * 3600.0, gt=0)
     """How often the loader lists the whole `events/` prefix, to catch anything older."""
 
+    duckdb_memory_limit: str = "300MB"
+    """DuckDB's `memory_limit` for the loader (larger loads spill to disk instead of growing
+    the process); DuckDB only."""
+
     retry_backoff_max_s: float = Field(default=60.0, gt=0)
     """Cap of the jittered exponential backoff after a transient warehouse or lake error."""
 

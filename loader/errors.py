@@ -76,7 +76,11 @@ def classify(exc: BaseException) -> ErrorKind:
 
 def _is_bad_input(message: str) -> bool:
     m = message.lower()
-    return any(w in m for w in ("gzip", "json", "malformed", "parse", "invalid", "unexpected"))
+    return any(
+        w in m
+        for w in ("gzip", "json", "malformed", "parse", "invalid", "unexpected", "no files found",
+                  "no such file")
+    )  # fmt: skip
 
 
 def _is_load_failure(message: str) -> bool:

@@ -37,6 +37,7 @@ def build_loader(settings: LoaderSettings, lake: Lake) -> Loader:
         dedupe_window_s=settings.dedupe_window_s,
         iam_role=settings.redshift_iam_role,
         statement_timeout_s=settings.statement_timeout_s,
+        duckdb_memory_limit=settings.duckdb_memory_limit,
     )
     return Loader(
         lake,

@@ -5,14 +5,18 @@ schema migration, and the `logship load --once` command."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
+import pytest
 
 from loader import metrics
 from tests.conftest import s3_client
@@ -205,3 +209,87 @@ def test_cli_load_once(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "LOGSHIP_WAREHOUSE_URL" in r.stderr
     assert "postgres://x" not in r.stderr  # the URL may hold a password: never echoed
+
+
+async def test_missing_file_is_skipped_and_the_rest_loads(tmp_path: Path) -> None:
+    """DuckDB's counterpart of Redshift's missing mandatory file: an object listed, then gone."""
+    from ingest.lake import LocalLake
+
+    lake_dir = tmp_path / "lake"
+    for i in range(3):
+        put_local(lake_dir, object_key(i), [event(delivery_id=f"D-{i}", robot_id="R")])
+
+    class Vanishing(LocalLake):
+        victim = object_key(1)
+
+        async def put(self, key: str, data: bytes) -> None:
+            if key.startswith("manifests/") and self.victim:
+                (lake_dir / self.victim).unlink()
+                self.victim = ""
+            await super().put(key, data)
+
+    from loader.service import build_loader
+
+    lake = Vanishing(lake_dir)
+    await lake.start()
+    loader = build_loader(loader_settings(tmp_path), lake)
+    for _ in range(4):
+        if not (await loader.cycle()).more:
+            break
+    assert q(tmp_path, "SELECT delivery_id FROM logship.events ORDER BY 1") == [("D-0",), ("D-2",)]
+
+
+async def test_warehouse_locked_by_another_process_is_transient(tmp_path: Path) -> None:
+    from loader.errors import classify
+
+    put_local(tmp_path / "lake", object_key(1), [event(delivery_id="D-1", robot_id="R")])
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(60)",
+         str(tmp_path / "wh.duckdb")],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        loader = await make_loader(loader_settings(tmp_path))
+        with pytest.raises(Exception) as ei:
+            await loader.cycle()
+        assert classify(ei.value).transient, ei.value
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (await loader.cycle()).loaded_events == 1
+
+
+async def test_sigkill_during_load_then_restart_loads_everything_once(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    n_objects, per = 40, 2000
+    for i in range(n_objects):
+        put_local(
+            lake, object_key(i), [event(delivery_id=f"D-{i}-{j}", robot_id="R") for j in range(per)]
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSHIP_")}
+    env.update(LOGSHIP_LAKE_URL=str(lake), LOGSHIP_WAREHOUSE_URL=f"duckdb:///{tmp_path}/wh.duckdb",
+               LOGSHIP_LOADER_HTTP_ADDR="127.0.0.1:0", LOGSHIP_LOAD_MAX_OBJECTS="20")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "load"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    # The manifest is written inside the load transaction, before the stage is read: kill then.
+    manifests = lake / "manifests"
+    deadline = time.monotonic() + 60
+    while not (manifests.exists() and any(manifests.rglob("*.json"))):
+        assert time.monotonic() < deadline and proc.poll() is None
+        await asyncio.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "wh.duckdb").exists() or q(
+        tmp_path, "SELECT COUNT(*) FROM logship.load_ledger"
+    ) == [(0,)], "the killed transaction must not have committed anything"
+    loader = await make_loader(loader_settings(tmp_path))
+    for _ in range(10):
+        if not (await loader.cycle()).more:
+            break
+    total = n_objects * per
+    assert q(tmp_path, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM logship.events") == [
+        (total, total)
+    ]
+    assert q(tmp_path, "SELECT COUNT(*) FROM logship.load_ledger") == [(n_objects,)]

@@ -1,0 +1,153 @@
+"""Loader throughput into DuckDB, beside DuckDB's own `read_json` of the same files.
+
+Builds a local lake of `--objects` gzip NDJSON objects holding `--events` canonical events in
+all (defaults: 200 objects, 1,000,000 events), then, in the same run:
+
+* baseline: `CREATE TABLE … AS SELECT * FROM read_json([all files], …)` into a fresh DuckDB file —
+  the fastest way DuckDB itself can ingest these files, with no ledger, dedupe or transaction;
+* logship: `logship load` cycles (ledger lock, manifest, stage, dedupe by event_id, insert,
+  ledger rows, commit — exactly once) until the lake is loaded, into another fresh file.
+
+Prints events/s of both, the ratio, the loader's peak RSS (it runs in a child process), and
+for Redshift the statements and round trips of one cycle (counted from the emulator's log in
+`tests/loader/test_loader_redshift.py`: 10 statements, 1 COPY, whatever the object count).
+
+    python bench/load.py [--objects 200] [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+
+ENTITIES = ("delivery_id", "robot_id", "trip_id", "merchant_id", "pilot_id")
+
+
+def build_lake(root: Path, n_objects: int, n_events: int, seed: int = 11) -> list[Path]:
+    rnd = random.Random(seed)
+    per = n_events // n_objects
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    paths = []
+    for i in range(n_objects):
+        when = start + timedelta(minutes=i)
+        rows = []
+        for _ in range(per):
+            occurred = when - timedelta(seconds=rnd.randrange(600))
+            d, r = f"D-{rnd.randrange(10**6)}", f"R-{rnd.randrange(500)}"
+            rows.append(
+                orjson.dumps(
+                    {
+                        "event_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+                        "event_name": "delivery.pickup_completed",
+                        "event_version": 1,
+                        "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        "received_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        "service": "dispatch",
+                        "host": "node-1",
+                        "delivery_id": d,
+                        "robot_id": r,
+                        "trip_id": None,
+                        "merchant_id": "M-5",
+                        "pilot_id": None,
+                        "properties": {"delivery_id": d, "robot_id": r, "merchant_id": "M-5"},
+                    }
+                )
+            )
+        key = f"events/dt={when:%Y-%m-%d}/hour={when:%H}/bench-0000-{i:012d}.json.gz"
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n", 6))
+        paths.append(path)
+    return paths
+
+
+def baseline(paths: list[Path], db: Path) -> float:
+    cols = {"event_id": "VARCHAR", "event_name": "VARCHAR", "event_version": "INTEGER",
+            "occurred_at": "TIMESTAMPTZ", "received_at": "TIMESTAMPTZ", "service": "VARCHAR",
+            "host": "VARCHAR", **{e: "VARCHAR" for e in ENTITIES}, "properties": "JSON"}  # fmt: skip
+    spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in cols.items()) + "}"
+    con = duckdb.connect(str(db))
+    t0 = time.perf_counter()
+    con.execute(
+        "CREATE TABLE events AS SELECT * FROM read_json(?, format='newline_delimited', "
+        f"compression='gzip', columns={spec})",
+        [[str(p) for p in paths]],
+    )
+    elapsed = time.perf_counter() - t0
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    con.close()
+    return n / elapsed
+
+
+def run_loader(lake: Path, db: Path, max_objects: int) -> tuple[float, int, float]:
+    """`logship load` in a child process until the lake is loaded; (events/s, events, RSS MiB)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSHIP_")}
+    env.update(
+        LOGSHIP_LAKE_URL=str(lake),
+        LOGSHIP_WAREHOUSE_URL=f"duckdb:///{db}",
+        LOGSHIP_LOAD_MAX_OBJECTS=str(max_objects),
+        LOGSHIP_LOG_LEVEL="WARNING",
+    )
+    t0 = time.perf_counter()
+    cycles = 0
+    while True:
+        cycles += 1
+        subprocess.run([sys.executable, "-m", "ingest.cli", "load", "--once"], env=env, check=True)
+        con = duckdb.connect(str(db), read_only=True)
+        loaded = con.execute("SELECT count(*) FROM logship.load_ledger").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM logship.events").fetchone()[0]
+        con.close()
+        if loaded >= len(list(lake.rglob("*.json.gz"))):
+            break
+    elapsed = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return n / elapsed, n, rss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--objects", type=int, default=200)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--max-objects", type=int, default=500, help="LOGSHIP_LOAD_MAX_OBJECTS")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="logship-bench-load-"))
+    try:
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, duckdb {duckdb.__version__}"
+        )
+        t0 = time.perf_counter()
+        paths = build_lake(tmp / "lake", args.objects, args.events)
+        size = sum(p.stat().st_size for p in paths)
+        print(f"lake: {len(paths)} objects, {args.events:,} events, {size / 2**20:.0f} MiB gzip "
+              f"(built in {time.perf_counter() - t0:.0f} s)")  # fmt: skip
+        base = baseline(paths, tmp / "baseline.duckdb")
+        print(f"baseline (DuckDB read_json into a plain table): {base:,.0f} events/s")
+        rate, n, rss = run_loader(tmp / "lake", tmp / "loader.duckdb", args.max_objects)
+        assert n == args.events // args.objects * args.objects, n
+        print(f"logship load (exactly-once, ledger, dedupe): {rate:,.0f} events/s "
+              f"({rate / base:.2f}x baseline), peak RSS {rss:.0f} MiB")  # fmt: skip
+        print(json.dumps({"baseline_events_per_s": base, "loader_events_per_s": rate,
+                          "ratio_to_baseline": rate / base, "events": n,
+                          "loader_peak_rss_mib": rss}))  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
