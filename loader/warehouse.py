@@ -194,13 +194,15 @@ class Warehouse:
             t0 = time.perf_counter()
             self._stage(cur, todo, manifest_url, local_files)
             out.copy_seconds = time.perf_counter() - t0
-            count, lo, hi = self._run(cur, sql.stage_stats()).fetchone()
+            count, distinct, lo, hi = self._run(cur, sql.stage_stats()).fetchone()
             out.staged_rows = int(count or 0)
             if out.staged_rows:
                 lo_w, hi_w = _as_utc(lo) - self.dedupe_window, _as_utc(hi) + self.dedupe_window
-                self._run(
-                    cur, sql.insert_events(self.dialect, self.schema, self.entities), [lo_w, hi_w]
+                repeats = int(distinct) < out.staged_rows
+                insert = sql.insert_events(
+                    self.dialect, self.schema, self.entities, in_batch_dups=repeats
                 )
+                self._run(cur, insert, [lo_w, hi_w])
                 out.inserted_rows = self._inserted(cur)
             self._insert_ledger(cur, [(o.key, "loaded", o.size, None) for o in todo],
                                 manifest_url)  # fmt: skip
