@@ -50,6 +50,30 @@ def _dev_defaults(cls: type, **defaults: object) -> dict[str, object]:
     return {k: v for k, v in defaults.items() if f"LOGSHIP_{k.upper()}" not in os.environ}
 
 
+def _loader_settings():  # type: ignore[no-untyped-def]
+    from loader.config import LoaderSettings
+
+    return load_settings(LoaderSettings)
+
+
+def _cmd_session(args: argparse.Namespace) -> int:
+    from loader.reports import session
+
+    return session(_loader_settings(), args.delivery_id, args.json)
+
+
+def _cmd_supply(args: argparse.Namespace) -> int:
+    from loader.reports import supply_hours
+
+    return supply_hours(_loader_settings(), args.date, args.robot, args.json)
+
+
+def _cmd_funnel(args: argparse.Namespace) -> int:
+    from loader.reports import funnel
+
+    return funnel(_loader_settings(), args.date, args.json)
+
+
 def _cmd_registry_check(args: argparse.Namespace) -> int:
     path = args.path
     if path is None:
@@ -81,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="ingest + loader in one process (local lake, DuckDB)")
     dev.set_defaults(func=_cmd_dev)
 
+    ses = sub.add_parser("session", help="the delivery session timeline from the warehouse")
+    ses.add_argument("delivery_id")
+    ses.add_argument("--json", action="store_true", help="a JSON array of events in order")
+    ses.set_defaults(func=_cmd_session)
+
+    sup = sub.add_parser("supply-hours", help="usable supply hours per robot, downtime by reason")
+    sup.add_argument("--date", help="YYYY-MM-DD (in LOGSHIP_TIMEZONE)")
+    sup.add_argument("--robot")
+    sup.add_argument("--json", action="store_true")
+    sup.set_defaults(func=_cmd_supply)
+
+    fun = sub.add_parser("funnel", help="delivery funnel: stage times, daily p50/p90")
+    fun.add_argument("--date", help="YYYY-MM-DD: deliveries created that day")
+    fun.add_argument("--json", action="store_true")
+    fun.set_defaults(func=_cmd_funnel)
+
     reg = sub.add_parser("registry", help="event registry tools")
     reg_sub = reg.add_subparsers(dest="registry_command", required=True)
     chk = reg_sub.add_parser("check", help="validate a registry file")
@@ -102,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegistryError as exc:
         print(f"logship: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from loader.reports import ReportError
+
+        if isinstance(exc, ReportError):
+            print(f"logship: {exc}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
 

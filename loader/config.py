@@ -55,6 +55,16 @@ class LoaderSettings(CommonSettings):
     """DuckDB's `memory_limit` for the loader (larger loads spill to disk instead of growing
     the process); DuckDB only."""
 
+    usable_states: str = "available,assigned,on_trip"
+    """Comma-separated `robot.state_changed` states that count as usable supply."""
+
+    timezone: str = "UTC"
+    """Time zone of the days in supply hours and the funnel (IANA name, e.g. America/Los_Angeles)."""
+
+    session_margin_s: int = Field(default=300, ge=0)
+    """A delivery session includes its robots' events this long before the first and after the
+    last event of the delivery."""
+
     retry_backoff_max_s: float = Field(default=60.0, gt=0)
     """Cap of the jittered exponential backoff after a transient warehouse or lake error."""
 
@@ -63,6 +73,34 @@ class LoaderSettings(CommonSettings):
     def _addr(cls, v: str) -> str:
         parse_addr(v)
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone") from None
+        return v
+
+    @field_validator("usable_states")
+    @classmethod
+    def _states(cls, v: str) -> str:
+        states = [x.strip() for x in v.split(",") if x.strip()]
+        if not states or not all(x.isidentifier() and x.islower() for x in states):
+            raise ValueError("comma-separated lowercase state names")
+        return ",".join(states)
+
+    def analytics(self):  # type: ignore[no-untyped-def]
+        from loader.analytics import AnalyticsConfig
+
+        return AnalyticsConfig(
+            usable_states=tuple(self.usable_states.split(",")),
+            timezone=self.timezone,
+            session_margin_s=self.session_margin_s,
+        )
 
     @field_validator("warehouse_schema")
     @classmethod

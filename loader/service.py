@@ -38,6 +38,7 @@ def build_loader(settings: LoaderSettings, lake: Lake) -> Loader:
         iam_role=settings.redshift_iam_role,
         statement_timeout_s=settings.statement_timeout_s,
         duckdb_memory_limit=settings.duckdb_memory_limit,
+        analytics=settings.analytics(),
     )
     return Loader(
         lake,

@@ -21,6 +21,7 @@ from typing import Any
 
 from ingest.lake import ObjectInfo
 from loader import sql
+from loader.analytics import AnalyticsConfig, create_views
 from loader.errors import LoadDataError, classify, sqlstate
 
 logger = logging.getLogger("logship.loader")
@@ -49,9 +50,16 @@ class Warehouse:
 
     dialect: sql.Dialect
 
-    def __init__(self, schema: str, entities: tuple[str, ...], dedupe_window_s: float):
+    def __init__(
+        self,
+        schema: str,
+        entities: tuple[str, ...],
+        dedupe_window_s: float,
+        analytics: AnalyticsConfig | None = None,
+    ):
         self.schema = schema
         self.entities = entities
+        self.analytics = analytics or AnalyticsConfig()
         self.dedupe_window = timedelta(seconds=dedupe_window_s)
         self.conn: Any = None
 
@@ -119,12 +127,26 @@ class Warehouse:
             for col in added:
                 self._run(cur, sql.add_column(d, self.schema, col))
                 self._commit()
+            for view in create_views(d, self.schema, self.analytics):
+                self._run(cur, view)
+            self._commit()
             return added
         except BaseException:
             self._rollback()
             raise
 
     # --- ledger ---------------------------------------------------------------------------
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query (the analyses); rows as tuples."""
+        cur = self._cursor()
+        try:
+            rows = self._run(cur, statement, list(params)).fetchall()
+            self._commit()
+            return [tuple(r) for r in rows]
+        except BaseException:
+            self._rollback()
+            raise
 
     def loaded_among(self, keys: list[str]) -> set[str]:
         """Which of `keys` the ledger has (loaded or quarantined), in chunks of 500."""
@@ -405,8 +427,14 @@ def open_warehouse(
     iam_role: str,
     statement_timeout_s: float,
     duckdb_memory_limit: str = "300MB",
+    analytics: AnalyticsConfig | None = None,
 ) -> Warehouse:
-    common = {"schema": schema, "entities": entities, "dedupe_window_s": dedupe_window_s}
+    common = {
+        "schema": schema,
+        "entities": entities,
+        "dedupe_window_s": dedupe_window_s,
+        "analytics": analytics,
+    }
     if url.startswith("redshift://"):
         return RedshiftWarehouse(url, iam_role, statement_timeout_s, **common)
     if url.startswith("duckdb://"):

@@ -56,6 +56,9 @@ $f$ SELECT coalesce((SELECT last_copy_id FROM redshift_emulator.copy_sessions
 CREATE OR REPLACE FUNCTION public.pg_last_copy_count() RETURNS bigint LANGUAGE sql STABLE AS
 $f$ SELECT coalesce((SELECT last_copy_count FROM redshift_emulator.copy_sessions
                      WHERE pid = pg_backend_pid()), -1) $f$;
+-- Redshift's JSON_EXTRACT_PATH_TEXT takes a VARCHAR holding JSON (e.g. JSON_SERIALIZE(super)).
+CREATE OR REPLACE FUNCTION public.json_extract_path_text(text, VARIADIC text[]) RETURNS text
+LANGUAGE sql IMMUTABLE AS $f$ SELECT pg_catalog.json_extract_path_text($1::json, VARIADIC $2) $f$;
 GRANT USAGE ON SCHEMA redshift_emulator TO PUBLIC;
 GRANT SELECT ON public.sys_load_error_detail, public.stl_load_errors,
                 redshift_emulator.copy_sessions TO PUBLIC;

@@ -1,0 +1,210 @@
+"""The analyses on DuckDB and on the Redshift emulator, against hand-computed expectations.
+
+Supply hours (robot R1, UTC): available 22:00 → error (lid_error) 23:00 → available 01:00 next
+day → on_trip 02:00 → available 02:30 → offline (shift_end) two days later at 06:00.
+  2026-03-01: usable 1 h, lid_error 1 h          (the error interval crosses midnight)
+  2026-03-02: usable 1 + 0.5 + 21.5 = 23 h, lid_error 1 h
+  2026-03-03: usable 24 h                          (no event at all that day)
+  2026-03-04: usable 6 h                           (the last interval ends at the last event)
+The 02:00 event arrives in a later object than the 02:30 one (out of order) and the 02:30 event
+is delivered twice (counted once).
+
+Session of D1 (margin 300 s): R2 serves it, then R3 after a swap. Robot events without a
+delivery id inside [09:55:00, 10:45:00] belong to it; outside, or of another robot, or carrying
+another delivery id, they do not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.lake import S3Lake
+from loader import reports
+from loader.service import build_loader
+from tests.conftest import s3_client
+from tests.loader.helpers import (
+    event,
+    gz_lines,
+    loader_settings,
+    make_loader,
+    object_key,
+    put_local,
+)
+from tests.loader.test_loader_redshift import ROLE, rs_url
+
+
+def at(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+def state(
+    ts: str, frm: str, to: str, reason: str | None = None, robot: str = "R1", **kw: Any
+) -> dict:
+    props = {"robot_id": robot, "from_state": frm, "to_state": to, **kw}
+    if reason:
+        props["reason"] = reason
+    return event("robot.state_changed", occurred=at(ts), **props)
+
+
+S_ON_TRIP = state("2026-03-02T02:00:00", "available", "on_trip", "dispatched")
+S_BACK = state("2026-03-02T02:30:00", "on_trip", "available", "delivery_done")
+SUPPLY_OBJECTS = [
+    [
+        state("2026-03-01T22:00:00", "offline", "available", "shift_start"),
+        state("2026-03-01T23:00:00", "available", "error", "lid_error"),
+        state("2026-03-02T01:00:00", "error", "available", "pilot_reset"),
+        S_BACK,
+    ],
+    [S_ON_TRIP, S_BACK],  # late and out of order; S_BACK again (a redelivery)
+    [state("2026-03-04T06:00:00", "available", "offline", "shift_end")],
+]
+SUPPLY_EXPECTED = [
+    {
+        "robot_id": "R1",
+        "date": "2026-03-01",
+        "usable_hours": 1.0,
+        "downtime_hours": {"lid_error": 1.0},
+    },
+    {
+        "robot_id": "R1",
+        "date": "2026-03-02",
+        "usable_hours": 23.0,
+        "downtime_hours": {"lid_error": 1.0},
+    },
+    {"robot_id": "R1", "date": "2026-03-03", "usable_hours": 24.0, "downtime_hours": {}},
+    {"robot_id": "R1", "date": "2026-03-04", "usable_hours": 6.0, "downtime_hours": {}},
+]
+
+
+def ev(name: str, ts: str, **props: Any) -> dict:
+    return event(name, occurred=at(ts), **props)
+
+
+SESSION_IN = [
+    state("2026-03-05T09:55:00", "available", "assigned", "dispatched", robot="R2"),
+    ev("delivery.created", "2026-03-05T10:00:00", delivery_id="D1", merchant_id="M1"),
+    ev("delivery.dispatched", "2026-03-05T10:01:00", delivery_id="D1", robot_id="R2"),
+    ev("delivery.pickup_completed", "2026-03-05T10:20:00", delivery_id="D1", robot_id="R2"),
+    ev("delivery.dispatched", "2026-03-05T10:25:00", delivery_id="D1", robot_id="R3"),  # swap
+    ev("robot.error", "2026-03-05T10:30:00", robot_id="R3", error_code="lid_error"),
+    ev("delivery.dropoff_completed", "2026-03-05T10:40:00", delivery_id="D1", robot_id="R3"),
+    state("2026-03-05T10:44:00", "on_trip", "available", "delivery_done", robot="R3"),
+]
+SESSION_OUT = [
+    ev("robot.error", "2026-03-05T09:54:59", robot_id="R2", error_code="gps_fault"),  # before
+    ev("robot.error", "2026-03-05T10:46:00", robot_id="R3", error_code="gps_fault"),  # after
+    ev("robot.error", "2026-03-05T10:10:00", robot_id="R4", error_code="lid_error"),  # other robot
+    ev(
+        "delivery.dispatched", "2026-03-05T10:15:00", delivery_id="D2", robot_id="R2"
+    ),  # other delivery
+    ev("delivery.created", "2026-03-05T11:00:00", delivery_id="D3", merchant_id="M1"),  # no robot
+]
+SESSION_GAPS = [None, 300.0, 60.0, 1140.0, 300.0, 300.0, 600.0, 240.0]
+
+
+@pytest.fixture(params=["duckdb", "redshift"])
+async def loaded(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Both scenarios loaded through the real loader into the backend under test."""
+    objects = [*SUPPLY_OBJECTS, SESSION_IN, SESSION_OUT]
+    if request.param == "duckdb":
+        settings = loader_settings(tmp_path)
+        for i, rows in enumerate(objects):
+            put_local(tmp_path / "lake", object_key(i), rows)
+        loader = await make_loader(settings)
+    else:
+        s3_env = request.getfixturevalue("s3_env")
+        db = request.getfixturevalue("redshift_db")
+        client = s3_client(request.getfixturevalue("moto_endpoint"))
+        for i, rows in enumerate(objects):
+            client.put_object(Bucket=s3_env["BUCKET"], Key=object_key(i), Body=gz_lines(rows))
+        settings = loader_settings(tmp_path, lake_url=f"s3://{s3_env['BUCKET']}",
+                                   warehouse_url=rs_url(db), redshift_iam_role=ROLE)  # fmt: skip
+        lake = S3Lake(settings.lake_url)
+        await lake.start()
+        loader = build_loader(settings, lake)
+    # One object per cycle, so the late 02:00 event really is loaded after the 02:30 one.
+    loader.max_objects = 1
+    for _ in range(10):
+        if not (await loader.cycle()).more:
+            break
+    loader.warehouse.close()
+    return settings
+
+
+def run(fn: Any, *args: Any) -> tuple[int, str]:
+    out = io.StringIO()
+    code = fn(*args, out=out)
+    return code, out.getvalue()
+
+
+def test_supply_hours(loaded: Any) -> None:
+    code, text = run(reports.supply_hours, loaded, None, "R1", True)
+    assert code == 0
+    assert json.loads(text) == SUPPLY_EXPECTED
+    code, text = run(reports.supply_hours, loaded, "2026-03-02", None, True)
+    assert [i for i in json.loads(text) if i["robot_id"] == "R1"] == [SUPPLY_EXPECTED[1]]
+    code, text = run(reports.supply_hours, loaded, None, "R1", False)
+    assert "100% of downtime was due to lid_error" in text
+
+
+def test_delivery_session(loaded: Any) -> None:
+    code, text = run(reports.session, loaded, "D1", True)
+    assert code == 0
+    got = json.loads(text)
+    assert [e["event_id"] for e in got] == [e["event_id"] for e in SESSION_IN]
+    assert [e["gap_s"] for e in got] == SESSION_GAPS
+    first = got[0]
+    assert set(first) >= {"event_id", "event_name", "occurred_at", "service", "delivery_id",
+                          "robot_id", "properties"}  # fmt: skip
+    assert first["occurred_at"] == "2026-03-05T09:55:00.000000Z"
+    assert first["properties"]["to_state"] == "assigned"
+    code, text = run(reports.session, loaded, "D1", False)
+    assert "delivery D1: 8 events" in text and "+1140s" not in text
+    assert "dropoff_completed" in text
+    # A delivery with no robot: only its own events.
+    code, text = run(reports.session, loaded, "D3", True)
+    assert [e["event_name"] for e in json.loads(text)] == ["delivery.created"]
+    # An unknown delivery id: a message and exit code 1.
+    assert run(reports.session, loaded, "D-nope", True)[0] == 1
+
+
+def test_funnel(loaded: Any) -> None:
+    code, text = run(reports.funnel, loaded, "2026-03-05", True)
+    assert code == 0
+    result = json.loads(text)
+    d1 = next(d for d in result["deliveries"] if d["delivery_id"] == "D1")
+    assert d1["created_to_dispatched_s"] == 60.0
+    assert d1["dispatched_to_pickup_completed_s"] == 1140.0
+    assert d1["pickup_completed_to_dropoff_completed_s"] == 1200.0
+    (day,) = result["days"]
+    assert day["date"] == "2026-03-05" and day["deliveries"] == 2  # D1, D3 (D2 was never created)
+    assert day["created_to_dispatched_s"] == {"count": 1, "p50": 60.0, "p90": 60.0}
+
+
+def test_cli_session_json_and_unknown_id(tmp_path: Path) -> None:
+    for i, rows in enumerate([SESSION_IN, SESSION_OUT]):
+        put_local(tmp_path / "lake", object_key(i), rows)
+    env = {"PATH": "/usr/bin:/bin", "LOGSHIP_LAKE_URL": str(tmp_path / "lake"),
+           "LOGSHIP_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb"}  # fmt: skip
+    cmd = [sys.executable, "-m", "ingest.cli"]
+    assert subprocess.run([*cmd, "load", "--once"], env=env, timeout=120).returncode == 0
+    r = subprocess.run([*cmd, "session", "D1", "--json"], env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [e["event_id"] for e in json.loads(r.stdout)] == [e["event_id"] for e in SESSION_IN]
+    r = subprocess.run([*cmd, "session", "D-unknown"], env=env, capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 1 and "D-unknown" in r.stderr and "Traceback" not in r.stderr
+    empty = dict(env, LOGSHIP_WAREHOUSE_URL=f"duckdb:///{tmp_path}/empty.duckdb")
+    r = subprocess.run(
+        [*cmd, "supply-hours"], env=empty, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 1 and "cannot query the warehouse" in r.stderr
