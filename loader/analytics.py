@@ -7,6 +7,7 @@ views) and the queries behind `logship session`, `logship supply-hours` and `log
 * `supply_hours_daily`: those intervals split at day boundaries (in `LOGSHIP_TIMEZONE`), summed
   per robot, day and bucket — `usable` for `LOGSHIP_USABLE_STATES`, else the downtime reason
   (the event's `reason`, else the state name).
+* `robot_reliability_daily`: errors per robot per day and the mean usable hours between them.
 * `delivery_funnel`: per delivery the times of created → dispatched → pickup_completed →
   dropoff_completed.
 * the delivery session: every event carrying the delivery id, plus the events without a
@@ -114,11 +115,27 @@ WHERE delivery_id IS NOT NULL AND event_name IN ({names})
 GROUP BY delivery_id"""
 
 
+def view_robot_reliability_daily(d: Dialect, schema: str, cfg: AnalyticsConfig) -> str:
+    """Errors per robot per day, and the mean usable hours between them (MTBF)."""
+    tz = literal(cfg.timezone)
+    return f"""CREATE OR REPLACE VIEW {_t(schema, "robot_reliability_daily")} AS
+SELECT u.robot_id, u.day, u.usable_hours, COALESCE(e.errors, 0) AS errors,
+       CASE WHEN COALESCE(e.errors, 0) > 0 THEN u.usable_hours / e.errors END AS mtbf_hours
+FROM (SELECT robot_id, day, SUM(CASE WHEN bucket = 'usable' THEN hours ELSE 0 END) AS usable_hours
+      FROM {_t(schema, "supply_hours_daily")} GROUP BY robot_id, day) u
+LEFT JOIN (SELECT robot_id, CAST(occurred_at AT TIME ZONE {tz} AS DATE) AS day, COUNT(*) AS errors
+           FROM {_t(schema, sql.EVENTS)}
+           WHERE event_name = 'robot.error' AND robot_id IS NOT NULL
+           GROUP BY robot_id, CAST(occurred_at AT TIME ZONE {tz} AS DATE)) e
+  ON e.robot_id = u.robot_id AND e.day = u.day"""
+
+
 def create_views(d: Dialect, schema: str, cfg: AnalyticsConfig) -> list[str]:
     return [
         view_robot_state_intervals(d, schema, cfg),
         view_supply_hours_daily(d, schema, cfg),
         view_delivery_funnel(d, schema),
+        view_robot_reliability_daily(d, schema, cfg),
     ]
 
 

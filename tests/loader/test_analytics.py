@@ -208,3 +208,23 @@ def test_cli_session_json_and_unknown_id(tmp_path: Path) -> None:
         [*cmd, "supply-hours"], env=empty, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 1 and "cannot query the warehouse" in r.stderr
+
+
+def test_robot_reliability(loaded: Any) -> None:
+    """R3 on 2026-03-05: available from 10:44 until its last event (10:46) = 2 min usable; two
+    robot.error events that day (10:30, 10:46) → MTBF 1 min. R1 never errs: MTBF null."""
+    wh = reports._warehouse(loaded)
+    try:
+        rows = wh.query(
+            "SELECT robot_id, CAST(day AS VARCHAR), usable_hours, errors, mtbf_hours "
+            "FROM logship.robot_reliability_daily WHERE robot_id IN ('R1', 'R3') "
+            "ORDER BY robot_id, day"
+        )
+    finally:
+        wh.close()
+    r3 = [r for r in rows if r[0] == "R3"]
+    assert len(r3) == 1
+    _, day, usable, errors, mtbf = r3[0]
+    assert str(day)[:10] == "2026-03-05" and int(errors) == 2
+    assert abs(float(usable) - 2 / 60) < 1e-9 and abs(float(mtbf) - 1 / 60) < 1e-9
+    assert all(r[4] is None and int(r[3]) == 0 for r in rows if r[0] == "R1")
