@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     fun.add_argument("--json", action="store_true")
     fun.set_defaults(func=_cmd_funnel)
 
+    # `logship demo …` is dispatched before parsing (see main): its options are its own.
+    sub.add_parser("demo", help="send a realistic day of a small fleet to a running sink")
+
     reg = sub.add_parser("registry", help="event registry tools")
     reg_sub = reg.add_subparsers(dest="registry_command", required=True)
     chk = reg_sub.add_parser("check", help="validate a registry file")
@@ -133,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        from ingest.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -151,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `logship session X | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
