@@ -7,6 +7,7 @@ views) and the queries behind `logship session`, `logship supply-hours` and `log
 * `supply_hours_daily`: those intervals split at day boundaries (in `LOGSHIP_TIMEZONE`), summed
   per robot, day and bucket — `usable` for `LOGSHIP_USABLE_STATES`, else the downtime reason
   (the event's `reason`, else the state name).
+* `delivery_funnel_daily`: per day and stage, the count, p50 and p90 of the stage's duration.
 * `robot_reliability_daily`: errors per robot per day and the mean usable hours between them.
 * `delivery_funnel`: per delivery the times of created → dispatched → pickup_completed →
   dropoff_completed.
@@ -115,6 +116,28 @@ WHERE delivery_id IS NOT NULL AND event_name IN ({names})
 GROUP BY delivery_id"""
 
 
+def view_delivery_funnel_daily(d: Dialect, schema: str, cfg: AnalyticsConfig) -> str:
+    """Per day (of `created_at`) and stage: deliveries, p50 and p90 of the stage's duration."""
+    tz = literal(cfg.timezone)
+    parts = []
+    for a, b in itertools.pairwise(FUNNEL_STAGES):
+        parts.append(
+            f"SELECT created_at, '{a}_to_{b}' AS stage, "
+            f"EXTRACT(EPOCH FROM {b}_at) - EXTRACT(EPOCH FROM {a}_at) AS seconds "
+            f"FROM {_t(schema, 'delivery_funnel')} "
+            f"WHERE created_at IS NOT NULL AND {a}_at IS NOT NULL AND {b}_at IS NOT NULL"
+        )
+    union = "\n  UNION ALL\n  ".join(parts)
+    return f"""CREATE OR REPLACE VIEW {_t(schema, "delivery_funnel_daily")} AS
+SELECT CAST(created_at AT TIME ZONE {tz} AS DATE) AS day, stage, COUNT(*) AS deliveries,
+       PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY seconds) AS p50_s,
+       PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_s
+FROM (
+  {union}
+) s
+GROUP BY CAST(created_at AT TIME ZONE {tz} AS DATE), stage"""
+
+
 def view_robot_reliability_daily(d: Dialect, schema: str, cfg: AnalyticsConfig) -> str:
     """Errors per robot per day, and the mean usable hours between them (MTBF)."""
     tz = literal(cfg.timezone)
@@ -135,6 +158,7 @@ def create_views(d: Dialect, schema: str, cfg: AnalyticsConfig) -> list[str]:
         view_robot_state_intervals(d, schema, cfg),
         view_supply_hours_daily(d, schema, cfg),
         view_delivery_funnel(d, schema),
+        view_delivery_funnel_daily(d, schema, cfg),
         view_robot_reliability_daily(d, schema, cfg),
     ]
 

@@ -228,3 +228,41 @@ def test_robot_reliability(loaded: Any) -> None:
     assert str(day)[:10] == "2026-03-05" and int(errors) == 2
     assert abs(float(usable) - 2 / 60) < 1e-9 and abs(float(mtbf) - 1 / 60) < 1e-9
     assert all(r[4] is None and int(r[3]) == 0 for r in rows if r[0] == "R1")
+
+
+async def test_funnel_daily_view_matches_the_cli(tmp_path: Path) -> None:
+    """PERCENTILE_CONT in the view and the CLI's per-day figures agree on a demo day."""
+    import orjson as _orjson
+
+    from ingest.demo import generate
+    from tests.loader.helpers import make_loader
+
+    rows = []
+    for rec in generate(datetime(2026, 3, 6).date(), deliveries=25, seed=3):
+        try:
+            body = _orjson.loads(rec["message"])
+        except _orjson.JSONDecodeError:
+            continue
+        if isinstance(body, dict) and str(body.get("event", "")).startswith("delivery."):
+            props = {k: v for k, v in body.items() if k not in ("event", "event_id", "timestamp")}
+            rows.append(event(body["event"], event_id=body["event_id"],
+                              occurred=datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")),
+                              **props))  # fmt: skip
+    put_local(tmp_path / "lake", object_key(1), rows)
+    settings = loader_settings(tmp_path)
+    loader = await make_loader(settings)
+    await loader.cycle()
+    loader.warehouse.close()
+    code, text = run(reports.funnel, settings, "2026-03-06", True)
+    assert code == 0
+    (day,) = json.loads(text)["days"]
+    wh = reports._warehouse(settings)
+    try:
+        view = wh.query("SELECT stage, deliveries, p50_s, p90_s FROM logship.delivery_funnel_daily")
+    finally:
+        wh.close()
+    assert len(view) == 3
+    for stage, n, p50, p90 in view:
+        cli = day[f"{stage}_s"]
+        assert int(n) == cli["count"]
+        assert abs(float(p50) - cli["p50"]) < 0.01 and abs(float(p90) - cli["p90"]) < 0.01
