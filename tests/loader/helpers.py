@@ -79,3 +79,16 @@ async def make_loader(settings: LoaderSettings) -> Loader:
 
 def local_lake(tmp_path: Path) -> LocalLake:
     return LocalLake(tmp_path / "lake")
+
+
+def registry_with_site(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A registry that gained the entity `site_id`, and a row carrying it (schema migration)."""
+    reg = tmp_path / "reg.yaml"
+    reg.write_text(
+        "version: 1\nentities: [delivery_id, robot_id, trip_id, merchant_id, pilot_id, site_id]\n"
+        "events:\n  delivery.pickup_completed:\n    fields:\n"
+        "      delivery_id: {type: string, required: true}\n      site_id: {type: string}\n"
+    )
+    row = event(delivery_id="D-2", robot_id="R", site_id="S-7")
+    row["site_id"] = "S-7"
+    return reg, row

@@ -27,6 +27,7 @@ from tests.loader.helpers import (
     make_loader,
     object_key,
     put_local,
+    registry_with_site,
 )
 
 
@@ -161,14 +162,7 @@ async def test_new_entity_column_migrates_the_table(tmp_path: Path) -> None:
     put_local(lake, object_key(1), [event(delivery_id="D-1", robot_id="R")])
     loader = await make_loader(loader_settings(tmp_path))
     await loader.cycle()
-    reg = tmp_path / "reg.yaml"
-    reg.write_text(
-        "version: 1\nentities: [delivery_id, robot_id, trip_id, merchant_id, pilot_id, site_id]\n"
-        "events:\n  delivery.pickup_completed:\n    fields:\n"
-        "      delivery_id: {type: string, required: true}\n      site_id: {type: string}\n"
-    )
-    row = event(delivery_id="D-2", robot_id="R", site_id="S-7")
-    row["site_id"] = "S-7"
+    reg, row = registry_with_site(tmp_path)
     put_local(lake, object_key(2), [row])
     loader2 = await make_loader(loader_settings(tmp_path, registry_path=reg))
     await loader2.cycle()

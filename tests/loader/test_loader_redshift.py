@@ -23,7 +23,7 @@ from loader import metrics
 from loader.errors import classify
 from loader.service import build_loader
 from tests.conftest import s3_client
-from tests.loader.helpers import event, gz_lines, loader_settings, object_key
+from tests.loader.helpers import event, gz_lines, loader_settings, object_key, registry_with_site
 
 ROLE = "arn:aws:iam::123456789012:role/logship-loader"
 
@@ -259,14 +259,7 @@ async def test_new_entity_column_migrates(
 ) -> None:
     put(env, object_key(1), [event(delivery_id="D-1", robot_id="R")])
     await (await loader_for(env)).cycle()
-    reg = tmp_path / "reg.yaml"
-    reg.write_text(
-        "version: 1\nentities: [delivery_id, robot_id, trip_id, merchant_id, pilot_id, site_id]\n"
-        "events:\n  delivery.pickup_completed:\n    fields:\n"
-        "      delivery_id: {type: string, required: true}\n      site_id: {type: string}\n"
-    )
-    row = event(delivery_id="D-2", robot_id="R", site_id="S-7")
-    row["site_id"] = "S-7"
+    reg, row = registry_with_site(tmp_path)
     put(env, object_key(2), [row])
     loader = await loader_for(env, registry_path=reg)
     redshift_emulator.clear_statements()
