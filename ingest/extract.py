@@ -30,6 +30,9 @@ _ENVELOPE_KEYS = frozenset(
 )  # fmt: skip
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _EPOCH = datetime(1970, 1, 1)
+#: Event times outside [1970, 2200) are not times but defaults (Go's zero time 0001-01-01,
+#: 9999-12-31 sentinels); they would also overflow date arithmetic downstream.
+_MIN_TS, _MAX_TS = 0.0, 7258118400.0
 
 
 @dataclass(slots=True)
@@ -104,7 +107,7 @@ class Extractor:
                 try:
                     body = orjson.loads(msg)
                 except orjson.JSONDecodeError as exc:
-                    body, bad = parse_lenient(msg.encode("utf-8", "surrogateescape"), str(exc))
+                    body, bad = parse_lenient(msg.encode("utf-8", "surrogatepass"), str(exc))
                     if bad is not None:
                         noise += 1
                         continue
@@ -119,26 +122,46 @@ class Extractor:
                 continue
             # --- a registry event: validate, build, serialise; any failure rejects it alone
             try:
-                size = len(msg) if from_message else len(_dumps_any(rec))
-                if size > self.limits.max_record_bytes:
-                    raise Reject(
-                        "record_too_large",
-                        f"record is {size} bytes, above the limit of "
-                        f"{self.limits.max_record_bytes}",
-                    )
-                if not strict:
-                    _check_lenient(body)
-                line, occurred = self._canonical(ev, rec, body, stamp)
-            except Reject as r:
-                shown = self._redacted_record(ev, rec, body, from_message)
-                self._dead_letter(out, name, r.reason, r.detail, shown, received_at)
-                continue
-            out.events.append(line)
-            out.accepted[name] += 1
-            out.delays_s.append(received_ts - occurred)
+                self._one(out, ev, name, rec, body, msg if from_message else None, strict, stamp)
+            except Exception as exc:  # never let one record fail the batch (DESIGN §2)
+                reason = "too_deep" if isinstance(exc, RecursionError) else "internal"
+                self._dead_letter(out, name, reason, f"{type(exc).__name__}: {exc}"[:300],
+                                  {"unprintable_record": True}, received_at)  # fmt: skip
         if noise:
             out.discarded["no_event_name"] += noise
         return out
+
+    def _one(
+        self,
+        out: Extracted,
+        ev: CompiledEvent,
+        name: str,
+        rec: dict,
+        body: dict,
+        msg: str | None,
+        strict: bool,
+        stamp: Stamp,
+    ) -> None:
+        """Validate, build and serialise one registry event, or dead-letter it with a reason."""
+        from_message = msg is not None
+        received_ts, received_at = stamp
+        try:
+            size = len(msg) if msg is not None else len(_dumps_any(rec))
+            if size > self.limits.max_record_bytes:
+                raise Reject(
+                    "record_too_large",
+                    f"record is {size} bytes, above the limit of {self.limits.max_record_bytes}",
+                )
+            if not strict:
+                _check_lenient(body)
+            line, occurred = self._canonical(ev, rec, body, stamp)
+        except Reject as r:
+            shown = self._redacted_record(ev, rec, body, from_message)
+            self._dead_letter(out, name, r.reason, r.detail, shown, received_at)
+            return
+        out.events.append(line)
+        out.accepted[name] += 1
+        out.delays_s.append(received_ts - occurred)
 
     # ------------------------------------------------------------------ one event
 
@@ -227,7 +250,12 @@ class Extractor:
             "received_at": received_at,
             "record": record,
         }
-        out.rejected.append(_dumps_any(letter) + b"\n")
+        try:
+            line = _dumps_any(letter)
+        except (RecursionError, ValueError, TypeError):  # a record too deep even to print
+            letter["record"] = repr(record)[:4096]
+            line = _dumps_any(letter)
+        out.rejected.append(line + b"\n")
         out.rejects[(name, reason)] += 1
 
 
@@ -283,7 +311,7 @@ def _dumps_any(value: Any) -> bytes:
 
 def _json_safe(v: Any) -> Any:
     if isinstance(v, str):
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
@@ -344,8 +372,16 @@ Stamp = tuple[float, str]  # (epoch seconds, canonical RFC 3339 text)
 def parse_timestamp(v: Any) -> Stamp | None:
     """RFC 3339 text or epoch seconds/milliseconds/µs/ns → (epoch seconds, canonical UTC text).
 
-    Returns None when `v` is absent; raises Reject when it is present but unreadable.
+    Returns None when `v` is absent; raises Reject when it is present but unreadable or outside
+    1970–2200.
     """
+    stamp = _parse_timestamp(v)
+    if stamp is not None and not _MIN_TS <= stamp[0] < _MAX_TS:
+        raise Reject("invalid_timestamp", f"timestamp {str(v)[:64]!r} is outside 1970-2200")
+    return stamp
+
+
+def _parse_timestamp(v: Any) -> Stamp | None:
     if v is None:
         return None
     if isinstance(v, bool):

@@ -36,6 +36,7 @@ REJECT_REASONS = (
     "number_out_of_range",
     "too_deep",
     "record_too_large",
+    "internal",
 )
 
 requests_total = Counter(

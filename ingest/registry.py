@@ -277,7 +277,7 @@ class PiiHasher:
         self._key = key
 
     def __call__(self, value: Any) -> str:
-        data = str(value).encode("utf-8")
+        data = str(value).encode("utf-8", "surrogatepass")
         if self._key:
             return hmac.new(self._key, data, hashlib.sha256).hexdigest()
         return hashlib.sha256(data).hexdigest()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import time
@@ -86,6 +87,8 @@ class Spool:
         self.spool_id = ""
         self._next_seq = 0
         self._open: dict[tuple[str, str], Segment] = {}
+        self._lock_fd: int | None = None
+        self._full: list[Segment] = []  # rotated by size within the current group
         self._ready: dict[int, Segment] = {}
         self._size = 0
         self._pending: list[tuple[list[tuple[str, str, bytes]], asyncio.Future[None]]] = []
@@ -100,6 +103,14 @@ class Spool:
     def open(self) -> None:
         """Create or recover the spool directory (blocking; call before serving)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        # One process per spool: two writers would reuse sequence numbers, and put-if-absent
+        # would then take a new segment for an old one already uploaded.
+        self._lock_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolWriteError(f"spool {self.root} is in use by another process") from None
         state_path = self.root / _STATE
         state = {}
         if state_path.exists():
@@ -144,7 +155,10 @@ class Spool:
     async def close(self) -> None:
         """Close open segments (they become ready) and stop the I/O thread."""
         await self.rotate(force=True)
-        self._io.shutdown(wait=True)
+        await asyncio.to_thread(self._io.shutdown, wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ state for probes/metrics
 
@@ -230,6 +244,10 @@ class Spool:
         except BaseException:
             self._undo(touched)
             raise
+        finally:
+            while self._full:  # after success or undo, the content is final: close them
+                self._close_segment(self._full[-1])
+                self._full.pop()
 
     def _undo(self, touched: dict[int, tuple[Segment, int]]) -> None:
         """Cut touched segments back to their size before the failed group."""
@@ -244,7 +262,10 @@ class Spool:
         key = (stream, partition)
         seg = self._open.get(key)
         if seg is not None and seg.size and seg.size + nbytes > self.object_max_bytes:
-            self._close_segment(seg)
+            # Full: it is closed only after this group is durable (see _write_group), so a
+            # failed group can still be cut out of it.
+            del self._open[key]
+            self._full.append(seg)
             seg = None
         if seg is None:
             seg = self._new_segment(stream, partition)
@@ -264,13 +285,15 @@ class Spool:
     def _close_segment(self, seg: Segment) -> None:
         if seg.fd is not None:
             os.fsync(seg.fd)
+        ready = seg.path.with_suffix(".ready")
+        os.replace(seg.path, ready)  # if this fails, the segment stays open and intact
+        fsync_dir(self.root)
+        if seg.fd is not None:
             os.close(seg.fd)
             seg.fd = None
-        ready = seg.path.with_suffix(".ready")
-        os.replace(seg.path, ready)
-        fsync_dir(self.root)
         seg.path = ready
-        del self._open[(seg.stream, seg.partition)]
+        if self._open.get((seg.stream, seg.partition)) is seg:
+            del self._open[(seg.stream, seg.partition)]
         self._ready[seg.seq] = seg
 
     def _save_state(self) -> None:
@@ -286,30 +309,26 @@ class Spool:
     # ------------------------------------------------------------------ rotation and removal
 
     async def rotate(self, *, force: bool = False, now: float | None = None) -> None:
-        """Close open segments older than the object age limit (all of them when `force`)."""
+        """Close open segments older than the object age limit (all of them when `force`).
+        Chosen and closed on the I/O thread, so a segment never closes under a write."""
         now = now or time.time()
-        due = [
-            s
-            for s in self._open.values()
-            if force or now - s.created_wall_s >= self.object_max_age_s
-        ]
-        if not due:
-            return
         loop = asyncio.get_running_loop()
-        # Through the same thread as appends, so a segment never closes under a write.
-        await loop.run_in_executor(self._io, self._close_many, due)
+        await loop.run_in_executor(self._io, self._close_due, force, now)
 
-    def _close_many(self, segs: list[Segment]) -> None:
-        for seg in segs:
-            if self._open.get((seg.stream, seg.partition)) is seg:
+    def _close_due(self, force: bool, now: float) -> None:
+        while self._full:  # left by a group whose rotation failed (disk error)
+            self._close_segment(self._full[-1])
+            self._full.pop()
+        for seg in list(self._open.values()):
+            if force or now - seg.created_wall_s >= self.object_max_age_s:
                 self._close_segment(seg)
 
     async def remove(self, seg: Segment) -> None:
         """Forget an uploaded segment."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, _unlink, seg.path)
         if self._ready.pop(seg.seq, None) is not None:
             self._size -= seg.size
+        loop = asyncio.get_running_loop()
+        await asyncio.shield(loop.run_in_executor(self._io, _unlink, seg.path))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -62,7 +62,13 @@ class Uploader:
     async def run(self) -> None:
         """Forever: rotate what is due, upload what is ready; back off while the lake fails."""
         while True:
-            ok = await self.pass_once()
+            try:
+                ok = await self.pass_once()
+            except Exception as exc:  # a disk error must not end the uploader for good
+                metrics.upload_errors_total.inc()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log(logger, logging.ERROR, "upload pass failed; retrying", error=str(exc)[:500])
+                ok = False
             self.update_gauges()
             delay = self.poll_interval_s if ok else self._backoff.next_delay_s()
             self._wake.clear()
@@ -81,6 +87,10 @@ class Uploader:
         key = object_key(seg, self.writer, self.spool.spool_id)
         try:
             body = await asyncio.to_thread(_compress, seg)
+        except FileNotFoundError:  # removed already (an interrupted remove): nothing to send
+            await self.spool.remove(seg)
+            return True
+        try:
             created = await self.lake.put_new(key, body)
         except Exception as exc:
             kind = classify_error(exc)

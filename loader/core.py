@@ -70,7 +70,7 @@ class Loader:
         )
         self._schema_ready = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tmp: str | None = None
+        self._tmps: list[str] = []  # download dirs of the batch(es) being loaded
 
     async def cycle(self) -> CycleResult:
         """Discover and load one batch. Raises on transient errors (the caller backs off)."""
@@ -209,19 +209,19 @@ class Loader:
         """For DuckDB: local paths of the batch's objects (downloaded when the lake is S3)."""
         if isinstance(self.lake, LocalLake):
             return [self.lake.object_url(o.key) for o in batch]
-        self._tmp = tempfile.mkdtemp(prefix="logship-load-")
+        tmp = tempfile.mkdtemp(prefix="logship-load-")
+        self._tmps.append(tmp)
         paths = []
         for i, o in enumerate(batch):
-            path = os.path.join(self._tmp, f"{i:06d}.json.gz")
+            path = os.path.join(tmp, f"{i:06d}.json.gz")
             with open(path, "wb") as f:
                 f.write(self._call(self.lake.get(o.key)))
             paths.append(path)
         return paths
 
     def _cleanup_tmp(self) -> None:
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        while self._tmps:  # nested loads (isolation) add theirs: remove every one
+            shutil.rmtree(self._tmps.pop(), ignore_errors=True)
 
     def _call(self, coro: Any) -> Any:
         assert self._loop is not None

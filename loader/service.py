@@ -25,6 +25,12 @@ from loader.warehouse import open_warehouse
 logger = logging.getLogger("logship.loader")
 
 
+def _redacted(url: str) -> str:
+    """A warehouse URL without its credentials, for display."""
+    head, sep, rest = url.partition("://")
+    return f"{head}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
 def build_loader(settings: LoaderSettings, lake: Lake) -> Loader:
     registry = load_registry(settings.registry_path)
     url = settings.warehouse_url.get_secret_value()
@@ -145,7 +151,7 @@ async def serve_dev(ingest_settings: IngestSettings, loader_settings: LoaderSett
                 f"logship dev: ingest on http://127.0.0.1:{port}/v1/logs, "
                 f"loader metrics on http://127.0.0.1:{lport}/metrics\n"
                 f"  lake: {lake.url}\n"
-                f"  warehouse: {loader_settings.warehouse_url.get_secret_value()}\n"
+                f"  warehouse: {_redacted(loader_settings.warehouse_url.get_secret_value())}\n"
                 "  Ctrl-C to stop",
                 flush=True,
             )

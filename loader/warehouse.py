@@ -219,7 +219,7 @@ class Warehouse:
             count, distinct, lo, hi = self._run(cur, sql.stage_stats()).fetchone()
             out.staged_rows = int(count or 0)
             if out.staged_rows:
-                lo_w, hi_w = _as_utc(lo) - self.dedupe_window, _as_utc(hi) + self.dedupe_window
+                lo_w, hi_w = self._window(lo, hi)
                 repeats = int(distinct) < out.staged_rows
                 insert = sql.insert_events(
                     self.dialect, self.schema, self.entities, in_batch_dups=repeats
@@ -238,6 +238,16 @@ class Warehouse:
             if classify(exc).reason == "load_error" and not isinstance(exc, LoadDataError):
                 raise LoadDataError(sqlstate(exc)[1] or str(exc)) from exc
             raise
+
+    def _window(self, lo: Any, hi: Any) -> tuple[datetime, datetime]:
+        """The occurred_at range of the dedupe check, clamped so that data at the edges of
+        the calendar (ingest refuses it, but a lake may hold anything) cannot overflow."""
+        floor = datetime(1, 1, 2, tzinfo=UTC)
+        ceil = datetime(9999, 12, 30, tzinfo=UTC)
+        lo, hi = _as_utc(lo), _as_utc(hi)
+        lo_w = lo - self.dedupe_window if lo - floor > self.dedupe_window else floor
+        hi_w = hi + self.dedupe_window if ceil - hi > self.dedupe_window else ceil
+        return lo_w, hi_w
 
     def _begin(self, cur: Any) -> None:
         pass

@@ -264,3 +264,33 @@ def test_extraction_never_raises(records: list[Any]) -> None:
         gzip.compress(line)  # lines are bytes ending in a newline, valid JSON
         assert line.endswith(b"\n")
         orjson.loads(line)
+
+
+def test_default_dates_are_rejected_not_loaded() -> None:
+    """Go's zero time and 9999 sentinels are defaults, not times (and would overflow the
+    loader's date arithmetic)."""
+    for ts in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", -5):
+        out = run([{"event": "robot.error", "robot_id": "R", "error_code": "E", "ts": ts}])
+        assert [d["reason"] for d in dead(out)] == ["invalid_timestamp"], ts
+
+
+def test_no_record_can_fail_the_batch() -> None:
+    """Lone surrogates (in the record, the message, a pii: hash field) and nesting beyond
+    the serialiser's limits are dead-lettered alone; the good record of the batch is kept."""
+    good = {"event": "robot.error", "robot_id": "R", "error_code": "E"}
+    deep: Any = "x"
+    for _ in range(900):
+        deep = {"d": deep}
+    records = [
+        {"event": "robot.error", "robot_id": "R\ud800", "error_code": "E"},
+        {"message": '{"event": "robot.error", "robot_id": "R\ud800", "error_code": "E"}'},
+        {"event": "robot.state_changed", "robot_id": "R", "to_state": "available",
+         "customer_phone": "\ud800"},
+        {**good, "extra": deep},
+        good,
+    ]  # fmt: skip
+    out = run(records)
+    assert out.accepted["robot.error"] >= 1
+    assert sum(out.accepted.values()) + sum(out.rejects.values()) == len(records)
+    for line in out.rejected:
+        orjson.loads(line)

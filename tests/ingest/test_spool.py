@@ -28,6 +28,13 @@ def make(root: Path, **kw: float) -> Spool:
     return spool
 
 
+def crash(spool: Spool) -> None:
+    """What kill -9 leaves: files as they are, and the spool's lock released by the kernel."""
+    assert spool._lock_fd is not None
+    os.close(spool._lock_fd)
+    spool._lock_fd = None
+
+
 def files(root: Path, suffix: str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.suffix == suffix)
 
@@ -75,6 +82,7 @@ async def test_recovery_cuts_torn_tail_and_never_reuses_a_sequence(tmp_path: Pat
     (seg_path,) = files(tmp_path, ".open")
     with open(seg_path, "ab") as f:
         f.write(b'{"torn":')
+    crash(spool)
     spool2 = make(tmp_path)
     (ready,) = spool2.ready()
     assert ready.path.read_bytes() == b'{"acked":1}\n'
@@ -90,6 +98,7 @@ async def test_recovery_drops_empty_open_segment(tmp_path: Path) -> None:
     await spool.append([("events", P, b"x\n")])
     (seg_path,) = files(tmp_path, ".open")
     seg_path.write_bytes(b"partial-without-newline")
+    crash(spool)
     spool2 = make(tmp_path)
     assert spool2.ready() == [] and spool2.size_bytes == 0
 
@@ -132,3 +141,63 @@ async def test_full_disk_fails_the_group_and_leaves_no_partial_batch(tiny_disk: 
     (ready,) = spool.ready()
     assert ready.path.read_bytes() == b'{"ok":1}\n{"ok":2}\n'
     assert os.path.exists(ready.path)
+
+
+async def test_failed_group_is_cut_even_from_a_segment_it_rotated(tiny_disk: Path) -> None:
+    """A group that fills a segment (rotation by size) and then fails must not leave its first
+    items behind in the rotated segment: they were never acknowledged."""
+    spool = make(tiny_disk / "spool", object_max_bytes=100)
+    with pytest.raises(SpoolWriteError):
+        await spool.append(
+            [
+                ("events", P, b"A" * 49 + b"\n"),
+                ("events", P, b"B" * 59 + b"\n"),
+                ("events", P, b"C" * 200_000 + b"\n"),
+            ]
+        )
+    await spool.close()
+    content = b"".join(s.path.read_bytes() for s in spool.ready())
+    assert content == b""
+    assert spool.size_bytes == 0
+
+
+async def test_uploader_survives_a_failing_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception in a pass (a disk error while rotating) is counted and retried; it does not
+    end the uploader task."""
+    from ingest.lake import LocalLake
+    from ingest.uploader import Uploader
+
+    spool = make(tmp_path / "spool", object_max_age_s=0)
+    lake = LocalLake(tmp_path / "lake")
+    await lake.start()
+    up = Uploader(spool, lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    real_rotate = spool.rotate
+    calls = {"n": 0}
+
+    async def flaky_rotate(**kw: object) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OSError(5, "Input/output error")
+        await real_rotate(**kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spool, "rotate", flaky_rotate)
+    await spool.append([("events", P, b'{"x":1}\n')])
+    task = asyncio.create_task(up.run())
+    for _ in range(200):
+        if list((tmp_path / "lake").rglob("*.json.gz")):
+            break
+        await asyncio.sleep(0.02)
+    assert not task.done()
+    task.cancel()
+    assert calls["n"] > 2 and list((tmp_path / "lake").rglob("*.json.gz"))
+    await spool.close()
+
+
+async def test_one_process_per_spool(tmp_path: Path) -> None:
+    spool = make(tmp_path)
+    with pytest.raises(SpoolWriteError, match="in use by another process"):
+        make(tmp_path)
+    await spool.close()
+    make(tmp_path)  # released on close

@@ -287,3 +287,14 @@ async def test_sigkill_during_load_then_restart_loads_everything_once(tmp_path: 
         (total, total)
     ]
     assert q(tmp_path, "SELECT COUNT(*) FROM logship.load_ledger") == [(n_objects,)]
+
+
+async def test_calendar_edge_dates_do_not_stall_the_loader(tmp_path: Path) -> None:
+    """A lake object holding year-1 or year-9999 times (not from our ingest, which refuses
+    them) still loads: the dedupe window is clamped, not overflowed."""
+    rows = [event(delivery_id="D-old", robot_id="R"), event(delivery_id="D-new", robot_id="R")]
+    rows[0]["occurred_at"] = "0001-01-01T00:00:00.000000Z"
+    rows[1]["occurred_at"] = "9999-12-31T00:00:00.000000Z"
+    put_local(tmp_path / "lake", object_key(1), rows)
+    loader = await make_loader(loader_settings(tmp_path))
+    assert (await loader.cycle()).loaded_events == 2
