@@ -186,12 +186,17 @@ class Extractor:
                     f"properties nest {depth} levels, limit {self.limits.max_json_depth}",
                 )
 
-        occurred_ts, occurred_at = _occurred_at(body, rec, received)
+        occurred = _occurred_at(body, rec, received)
+        occurred_ts, occurred_at = occurred
         service = _service(rec, body)
         host = _host(rec, body)
         event_id = body.get("event_id")
         if type(event_id) is not str or not event_id or len(event_id) > 128:
-            event_id = _event_id(ev.name, occurred_at, service, host, props)
+            # With no time of its own the event's time is the receive time, which a redelivery
+            # changes: leave it out, so a resent batch keeps its ids (identical time-less
+            # events then share one id — give events a timestamp or an event_id).
+            when = "" if occurred is received else occurred_at
+            event_id = _event_id(ev.name, when, service, host, props)
         canonical: dict[str, Any] = {
             "event_id": event_id,
             "event_name": ev.name,

@@ -294,3 +294,12 @@ def test_no_record_can_fail_the_batch() -> None:
     assert sum(out.accepted.values()) + sum(out.rejects.values()) == len(records)
     for line in out.rejected:
         orjson.loads(line)
+
+
+def test_redelivery_without_any_timestamp_keeps_its_ids() -> None:
+    body = {"event": "robot.error", "robot_id": "R", "error_code": "E"}
+    ex = Extractor(REGISTRY, Limits(1 << 20, 64))
+    first = ex.extract(ParsedBody([dict(body)]), RECEIVED)
+    later = ex.extract(ParsedBody([dict(body)]), datetime(2026, 11, 23, 9, 5, tzinfo=UTC))
+    a, b = orjson.loads(first.events[0]), orjson.loads(later.events[0])
+    assert a["event_id"] == b["event_id"] and a["received_at"] != b["received_at"]
