@@ -184,9 +184,6 @@ class Spool:
         """Closed segments waiting for upload, oldest first."""
         return [self._ready[k] for k in sorted(self._ready)]
 
-    def is_empty(self) -> bool:
-        return not self._ready and not self._open and not self._pending
-
     # ------------------------------------------------------------------ append (group commit)
 
     async def append(self, items: list[tuple[str, str, bytes]]) -> None:

@@ -9,7 +9,6 @@ the same object once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -52,12 +51,7 @@ class Uploader:
         self.writer = writer
         self.poll_interval_s = poll_interval_s
         self._backoff = Backoff(base_s=0.2, max_s=backoff_max_s)
-        self._wake = asyncio.Event()
         self.last_error: str | None = None
-
-    def wake(self) -> None:
-        """Ask for a pass now (e.g. after a rotation by size)."""
-        self._wake.set()
 
     async def run(self) -> None:
         """Forever: rotate what is due, upload what is ready; back off while the lake fails."""
@@ -71,9 +65,7 @@ class Uploader:
                 ok = False
             self.update_gauges()
             delay = self.poll_interval_s if ok else self._backoff.next_delay_s()
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await asyncio.sleep(delay)
 
     async def pass_once(self, *, force_rotate: bool = False) -> bool:
         """One rotation + upload pass; True when everything ready was uploaded."""

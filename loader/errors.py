@@ -33,10 +33,6 @@ _TRANSIENT_SQLSTATE = {
 class LoadDataError(Exception):
     """A COPY failed because of the data in (some of) its objects."""
 
-    def __init__(self, message: str, files: list[str] | None = None):
-        super().__init__(message)
-        self.files = files or []
-
 
 def sqlstate(exc: BaseException) -> tuple[str, str]:
     """(SQLSTATE, message) of a redshift-connector error, or ("", str(exc))."""
