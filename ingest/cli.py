@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ingest.config import ConfigError, IngestSettings, load_settings
 from ingest.logs import setup_logging
-from ingest.registry import RegistryError, load_registry
+from ingest.registry import Registry, RegistryError, load_registry
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -74,13 +74,53 @@ def _cmd_funnel(args: argparse.Namespace) -> int:
     return funnel(_loader_settings(), args.date, args.json)
 
 
+def _configured_registry(path: Path | None) -> Registry:
+    """The registry at `path`, else the configured one (LOGSHIP_REGISTRY_PATH or bundled)."""
+    return load_registry(path if path is not None else load_settings(IngestSettings).registry_path)
+
+
 def _cmd_registry_check(args: argparse.Namespace) -> int:
-    path = args.path
-    if path is None:
-        path = load_settings(IngestSettings).registry_path
-    reg = load_registry(path)
+    """Exit 1 with one line per problem on stderr (every problem, not just the first)."""
+    try:
+        reg = _configured_registry(args.path)
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
     print(f"ok: {reg.source}: {len(reg.events)} events, entities: {', '.join(reg.entities)}")
     return 0
+
+
+def _cmd_registry_export(args: argparse.Namespace) -> int:
+    from ingest.registry_export import export
+
+    sys.stdout.write(export(_configured_registry(args.path), args.format))
+    return 0
+
+
+def _cmd_registry_diff(args: argparse.Namespace) -> int:
+    """Exit 0 when every change is compatible, 1 when any is breaking, 2 when a registry
+    cannot be loaded (so CI can tell a breaking change from a broken file)."""
+    import json
+
+    from ingest.registry_diff import diff
+
+    try:
+        old, new = load_registry(args.old), load_registry(args.new)
+    except RegistryError as exc:
+        print(f"logship: {exc}", file=sys.stderr)
+        return 2
+    changes = diff(old, new)
+    breaking = sum(c.breaking for c in changes)
+    if args.json:
+        rows = [{"breaking": c.breaking, "change": c.what} for c in changes]
+        print(json.dumps(rows, indent=2))
+    else:
+        for c in changes:
+            print(c.line())
+    print(f"{len(changes)} changes: {breaking} breaking, {len(changes) - breaking} compatible",
+          file=sys.stderr)  # fmt: skip
+    return 1 if breaking else 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -126,9 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     reg = sub.add_parser("registry", help="event registry tools")
     reg_sub = reg.add_subparsers(dest="registry_command", required=True)
-    chk = reg_sub.add_parser("check", help="validate a registry file")
+    chk = reg_sub.add_parser("check", help="validate a registry file (default: the configured one)")
     chk.add_argument("path", nargs="?", type=Path, default=None)
     chk.set_defaults(func=_cmd_registry_check)
+    exp = reg_sub.add_parser("export", help="the registry as JSON Schema, TypeScript or Python")
+    exp.add_argument("--format", required=True, choices=("jsonschema", "typescript", "python"))
+    exp.add_argument("path", nargs="?", type=Path, default=None)
+    exp.set_defaults(func=_cmd_registry_export)
+    dif = reg_sub.add_parser(
+        "diff", help="changes between two registries; exit 1 if any is breaking"
+    )
+    dif.add_argument("old", type=Path)
+    dif.add_argument("new", type=Path)
+    dif.add_argument("--json", action="store_true", help="a JSON array of changes")
+    dif.set_defaults(func=_cmd_registry_diff)
 
     cfg = sub.add_parser("config", help="print the configuration reference (markdown)")
     cfg.set_defaults(func=_cmd_config)

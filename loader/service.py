@@ -45,6 +45,7 @@ def build_loader(settings: LoaderSettings, lake: Lake) -> Loader:
         statement_timeout_s=settings.statement_timeout_s,
         duckdb_memory_limit=settings.duckdb_memory_limit,
         analytics=settings.analytics(),
+        registry=registry,
     )
     return Loader(
         lake,

@@ -43,6 +43,9 @@ ENTITY_TYPE = "VARCHAR(1024)"  # ingest cuts entity values at 256 characters (<=
 LEDGER = "load_ledger"
 EVENTS = "events"
 STAGE = "logship_stage"
+REGISTRY = "event_registry"
+#: Longest text a Redshift VARCHAR (and so JSON_PARSE's argument) holds, in bytes.
+MAX_VARCHAR_BYTES = 65535
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,21 @@ class Dialect:
     now: str  # GETDATE() | now()
     param: str  # %s | ?
     table_suffix: str  # sort key clause (Redshift) or nothing
+    json_param: str  # a parameter holding JSON text, as a json_type value
 
     def params(self, n: int) -> str:
         return ", ".join([self.param] * n)
 
 
-REDSHIFT = Dialect("redshift", "SUPER", "GETDATE()", "%s", " DISTSTYLE AUTO SORTKEY (occurred_at)")
-DUCKDB = Dialect("duckdb", "JSON", "now()", "?", "")
+REDSHIFT = Dialect(
+    "redshift",
+    "SUPER",
+    "GETDATE()",
+    "%s",
+    " DISTSTYLE AUTO SORTKEY (occurred_at)",
+    "JSON_PARSE(%s)",
+)
+DUCKDB = Dialect("duckdb", "JSON", "now()", "?", "", "CAST(? AS JSON)")
 
 
 def event_columns(entities: tuple[str, ...]) -> list[str]:
@@ -181,6 +192,62 @@ def insert_ledger(d: Dialect, schema: str, n: int) -> str:
         "(object_key, status, manifest_key, object_bytes, loaded_at, reason) VALUES "
         + ", ".join([row] * n)
     )
+
+
+# ------------------------------------------------------------------ the registry table
+#
+# `event_registry` mirrors the registry the loader runs with, one row per event, so analysts
+# can join `events` to descriptions, owners and field definitions. Each row carries the
+# registry's content hash: the loader compares it at start and rewrites the table (DELETE all
+# + INSERT all, one transaction) only when it differs.
+
+REGISTRY_COLUMNS = (
+    "event_name", "version", "description", "owner", "fields", "entity_columns",
+    "registry_sha256", "updated_at",
+)  # fmt: skip
+
+
+def create_registry(d: Dialect, schema: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{ident(REGISTRY)} (\n"
+        "  event_name VARCHAR(256) NOT NULL,\n"
+        "  version INTEGER NOT NULL,\n"
+        f"  description VARCHAR({MAX_VARCHAR_BYTES}),\n"
+        "  owner VARCHAR(512),\n"
+        f"  fields {d.json_type},\n"
+        f"  entity_columns {d.json_type},\n"
+        "  registry_sha256 VARCHAR(64) NOT NULL,\n"
+        "  updated_at TIMESTAMPTZ NOT NULL\n"
+        ")"
+    )
+
+
+def registry_state(d: Dialect, schema: str) -> str:
+    """The content hashes the table holds, with their row counts (one row when in step)."""
+    return (
+        f"SELECT registry_sha256, COUNT(*) FROM {ident(schema)}.{ident(REGISTRY)} "
+        "GROUP BY registry_sha256"
+    )
+
+
+def lock_registry(schema: str) -> str:
+    """Two loaders starting together would both rewrite the table; on Redshift the second
+    would fail with a serialisation error — the lock makes it wait instead."""
+    return f"LOCK {ident(schema)}.{ident(REGISTRY)}"
+
+
+def delete_registry(d: Dialect, schema: str) -> str:
+    # DELETE, not TRUNCATE: Redshift's TRUNCATE commits, which would break the transaction.
+    return f"DELETE FROM {ident(schema)}.{ident(REGISTRY)}"
+
+
+def insert_registry(d: Dialect, schema: str, n: int) -> str:
+    """`n` rows of registry_row() values: (name, version, description, owner, fields JSON,
+    entity columns JSON, hash); updated_at is the warehouse's clock."""
+    p, j = d.param, d.json_param
+    row = f"({p}, {p}, {p}, {p}, {j}, {j}, {p}, {d.now})"
+    cols = ", ".join(ident(c) for c in REGISTRY_COLUMNS)
+    return f"INSERT INTO {ident(schema)}.{ident(REGISTRY)} ({cols}) VALUES " + ", ".join([row] * n)
 
 
 def load_errors(d: Dialect, n: int) -> str:

@@ -10,6 +10,7 @@ and the events commit together or not at all, so each object loads exactly once.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 import urllib.parse
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.lake import ObjectInfo
+from ingest.logs import log
+from ingest.registry import EventSpec, Registry
 from loader import sql
 from loader.analytics import AnalyticsConfig, create_views
 from loader.errors import LoadDataError, classify, sqlstate
@@ -56,10 +59,12 @@ class Warehouse:
         entities: tuple[str, ...],
         dedupe_window_s: float,
         analytics: AnalyticsConfig | None = None,
+        registry: Registry | None = None,
     ):
         self.schema = schema
         self.entities = entities
         self.analytics = analytics or AnalyticsConfig()
+        self.registry = registry  # mirrored into `event_registry` when given
         self.dedupe_window = timedelta(seconds=dedupe_window_s)
         self.conn: Any = None
 
@@ -104,9 +109,10 @@ class Warehouse:
     # --- schema ---------------------------------------------------------------------------
 
     def ensure_schema(self) -> list[str]:
-        """Create schema, events and ledger when absent; add entity columns the registry
-        gained. Runs in autocommit-like steps outside any load transaction. Returns the added
-        columns."""
+        """Create schema, events, ledger and registry table when absent; add entity columns the
+        registry gained; bring `event_registry` in step with the registry. Runs in
+        autocommit-like steps outside any load transaction, once per loader start. Returns the
+        added columns."""
         d = self.dialect
         cur = self._cursor()
         try:
@@ -114,6 +120,7 @@ class Warehouse:
                 sql.create_schema(d, self.schema),
                 sql.create_events(d, self.schema, self.entities),
                 sql.create_ledger(d, self.schema),
+                sql.create_registry(d, self.schema),
             ):
                 self._run(cur, stmt)
             self._commit()
@@ -130,10 +137,50 @@ class Warehouse:
             for view in create_views(d, self.schema, self.analytics):
                 self._run(cur, view)
             self._commit()
+            if self.registry is not None:
+                self._sync_registry(cur, self.registry)
             return added
         except BaseException:
             self._rollback()
             raise
+
+    # --- the registry table ---------------------------------------------------------------
+
+    def _sync_registry(self, cur: Any, registry: Registry) -> bool:
+        """Make `event_registry` hold exactly `registry`'s events; True if it was rewritten.
+
+        In step already (the usual start): one grouped SELECT. Otherwise, in one transaction
+        that holds the table's lock: check again (another loader may have just done it), then
+        DELETE every row and INSERT every event. Rewriting all rows is the simplest correct
+        upsert — removed events disappear, changed ones change — and the table is small. The
+        check runs in its own transaction first, so the locked one starts with the lock
+        (Redshift takes a transaction's snapshot at its first statement)."""
+        rows = registry_rows(registry)
+        if self._registry_in_step(cur, rows):
+            self._commit()
+            return False
+        self._begin(cur)
+        self._lock_registry(cur)
+        if self._registry_in_step(cur, rows):
+            self._commit()
+            return False
+        self._run(cur, sql.delete_registry(self.dialect, self.schema))
+        for i in range(0, len(rows), 200):
+            chunk = rows[i : i + 200]
+            params = [v for row in chunk for v in row]
+            self._run(cur, sql.insert_registry(self.dialect, self.schema, len(chunk)), params)
+        self._commit()
+        log(logger, logging.INFO, "event registry table updated", events=len(rows),
+            sha256=registry.content_hash()[:16])  # fmt: skip
+        return True
+
+    def _registry_in_step(self, cur: Any, rows: list[tuple[Any, ...]]) -> bool:
+        state = self._run(cur, sql.registry_state(self.dialect, self.schema)).fetchall()
+        want = rows[0][-1] if rows else None
+        return [(h, int(n)) for h, n in state] == [(want, len(rows))]
+
+    def _lock_registry(self, cur: Any) -> None:
+        pass  # DuckDB: a racing writer fails its commit (transient) and retries
 
     # --- ledger ---------------------------------------------------------------------------
 
@@ -295,6 +342,9 @@ class RedshiftWarehouse(Warehouse):
     def _lock(self, cur: Any) -> None:
         self._run(cur, sql.lock_ledger(self.schema))
 
+    def _lock_registry(self, cur: Any) -> None:
+        self._run(cur, sql.lock_registry(self.schema))
+
     def _stage(
         self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
     ) -> None:
@@ -422,6 +472,37 @@ class DuckDBWarehouse(Warehouse):
         self.close()  # let other processes open the file between cycles
 
 
+def registry_rows(registry: Registry) -> list[tuple[Any, ...]]:
+    """One `event_registry` row per event, in sql.insert_registry's parameter order."""
+    digest = registry.content_hash()
+    return [
+        (
+            name,
+            ev.spec.version,
+            ev.spec.description or None,
+            ev.spec.owner,
+            _fields_json(name, ev.spec),
+            json.dumps([e for e in registry.entities if e in ev.spec.fields]),
+            digest,
+        )
+        for name, ev in registry.events.items()
+    ]
+
+
+def _fields_json(name: str, spec: EventSpec) -> str:
+    """The field definitions as JSON. JSON_PARSE takes a VARCHAR (64 KiB at most): when the
+    field descriptions make it longer, they are left out rather than failing the loader."""
+    fields = {f: fs.model_dump(exclude_none=True) for f, fs in spec.fields.items()}
+    text = json.dumps(fields, ensure_ascii=False)
+    if len(text.encode()) > sql.MAX_VARCHAR_BYTES:
+        for fs in fields.values():
+            fs.pop("description", None)
+        text = json.dumps(fields, ensure_ascii=False)
+    if len(text.encode()) > sql.MAX_VARCHAR_BYTES:
+        raise ValueError(f"event {name!r}: its field definitions exceed 64 KiB of JSON")
+    return text
+
+
 def _as_utc(v: Any) -> datetime:
     if isinstance(v, datetime):
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
@@ -438,12 +519,14 @@ def open_warehouse(
     statement_timeout_s: float,
     duckdb_memory_limit: str = "300MB",
     analytics: AnalyticsConfig | None = None,
+    registry: Registry | None = None,
 ) -> Warehouse:
     common = {
         "schema": schema,
         "entities": entities,
         "dedupe_window_s": dedupe_window_s,
         "analytics": analytics,
+        "registry": registry,
     }
     if url.startswith("redshift://"):
         return RedshiftWarehouse(url, iam_role, statement_timeout_s, **common)
