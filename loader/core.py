@@ -95,6 +95,15 @@ class Loader:
                 metrics.lag_seconds.set(0)
                 metrics.pending_objects.set(0)
             return result
+        except Exception as exc:
+            if classify(exc).reason == "connection":
+                # Drop the connection: the next cycle opens a new one. The warehouse's own
+                # rollback only closes it when the rollback itself fails, and
+                # redshift-connector's rollback outside a transaction sends nothing — so a
+                # connection the server dropped between cycles (restart, failover, idle
+                # reset) was kept, and every later cycle failed on it ("Broken pipe").
+                await asyncio.to_thread(self.warehouse.close)
+            raise
         finally:
             await asyncio.to_thread(self.warehouse.release)
 

@@ -8,6 +8,7 @@ terminal for the cycle — counted, logged, retried after backoff — but never 
 
 from __future__ import annotations
 
+import re
 import socket
 
 import duckdb
@@ -52,6 +53,10 @@ def classify(exc: BaseException) -> ErrorKind:
         code, message = sqlstate(exc)
         if code in _TRANSIENT_SQLSTATE:
             return ErrorKind(True, _TRANSIENT_SQLSTATE[code])
+        if "S3ServiceException" in message:
+            # Redshift could not read S3 (after its own retries): a query-level error that
+            # names no file. Never a reason to quarantine; 5xx/throttling pass with time.
+            return ErrorKind(_s3_status_transient(message), "lake")
         if _is_load_failure(message):
             return ErrorKind(False, "load_error")
         return ErrorKind(False, f"sql_{code or 'unknown'}")
@@ -68,6 +73,15 @@ def classify(exc: BaseException) -> ErrorKind:
     if isinstance(exc, ConnectionError | socket.timeout | TimeoutError):
         return ErrorKind(True, "connection")
     return classify_lake_error(exc)
+
+
+def _s3_status_transient(message: str) -> bool:
+    """`S3ServiceException:…,Status 503,…`: transient unless S3 answered a definite 4xx."""
+    match = re.search(r"Status (\d{3})", message)
+    if not match:
+        return True  # no answer at all: connection refused or reset
+    status = int(match.group(1))
+    return status >= 500 or status in (408, 429)
 
 
 def _is_bad_input(message: str) -> bool:

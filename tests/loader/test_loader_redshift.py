@@ -234,8 +234,7 @@ async def test_warehouse_down_retries_lag_grows_then_recovers(
     loader = await loader_for(env)
     await loader.cycle()  # schema in place, caught up
     put(env, object_key(1), [event(delivery_id="D-late", robot_id="R")])
-    redshift_emulator.stop()
-    loader.warehouse.close()
+    redshift_emulator.stop()  # drops the loader's idle connection: it must reconnect itself
     try:
         with pytest.raises(Exception) as ei:
             await loader.cycle()
@@ -252,6 +251,36 @@ async def test_warehouse_down_retries_lag_grows_then_recovers(
     result = await loader.cycle()
     assert result.loaded_events == 1
     assert metrics.lag_seconds._value.get() == 0
+
+
+async def test_s3_unreadable_for_copy_is_transient_and_quarantines_nothing(
+    env: dict[str, Any], redshift_emulator: Any
+) -> None:
+    """Redshift's S3 reads failing (its own S3 path down) is a query-level S3ServiceException,
+    not a load error: the loader retries the cycle and must not quarantine good objects."""
+    import boto3
+    from botocore.config import Config
+
+    loader = await loader_for(env)
+    put(env, object_key(1), [event(delivery_id="D-1", robot_id="R")])
+    quarantined_before = metrics.quarantined_objects_total._value.get()
+    healthy = redshift_emulator.s3
+    redshift_emulator.s3 = boto3.client(
+        "s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )  # fmt: skip
+    try:
+        with pytest.raises(Exception) as ei:
+            await loader.cycle()
+        assert "S3ServiceException" in str(ei.value)
+        assert classify(ei.value) == classify(ei.value).__class__(True, "lake")
+    finally:
+        redshift_emulator.s3 = healthy
+    assert metrics.quarantined_objects_total._value.get() == quarantined_before
+    result = await loader.cycle()
+    assert result.loaded_events == 1 and result.quarantined == 0
+    assert query(redshift_emulator, env, "SELECT count(*) FROM sys_load_error_detail") == [(0,)]
 
 
 async def test_new_entity_column_migrates(

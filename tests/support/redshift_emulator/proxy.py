@@ -52,6 +52,7 @@ from .s3copy import (
     CopyCommand,
     CopyRefused,
     LoadError,
+    S3ReadError,
     array_literal,
     build_plan,
     parse_copy,
@@ -401,6 +402,8 @@ class Session:
             )
         except LoadError as error:
             return await self._fail(cmd, error, query_id, table_id, started, backend_aborted=False)
+        except S3ReadError as exc:
+            return await self._fail_statement(str(exc))
         except Exception as exc:  # a bug or an unexpected S3 error: still a clean COPY failure
             log.exception("redshift-emulator: COPY failed unexpectedly")
             error = LoadError(1200, f"redshift-emulator internal error: {exc!r}", cmd.source)
@@ -488,6 +491,15 @@ class Session:
             return error_response(text, sqlstate="XX000", detail=detail)
         try:
             await self._inject(raise_statement(text, sqlstate="XX000", detail=detail))
+        except PgError as exc:
+            return message(b"E", strip_where(exc.raw))
+        raise RuntimeError("redshift-emulator: the raising statement did not fail")
+
+    async def _fail_statement(self, text: str) -> bytes:
+        """Fail the COPY with a query-level XX000 error: nothing recorded, transaction aborted."""
+        self.segment_failed = True
+        try:
+            await self._inject(raise_statement(text, sqlstate="XX000"))
         except PgError as exc:
             return message(b"E", strip_where(exc.raw))
         raise RuntimeError("redshift-emulator: the raising statement did not fail")

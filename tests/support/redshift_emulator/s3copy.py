@@ -12,7 +12,8 @@ Load error codes recorded (Redshift's numbering where one exists):
   1204 string longer than DDL length    1207 invalid digit      1210 bad boolean
   1213 NULL in a NOT NULL column        1216 bad input line (invalid JSON, record not an object,
   1220 invalid UTF-8                         record > 4 MB, nested value into a non-SUPER column)
-  8001 manifest problem                 5 (S3 object missing / unreadable)
+  8001 manifest problem                 5 (S3 object missing)
+Other S3 failures are query-level `S3ServiceException` errors (`S3ReadError`), as in Redshift.
 """
 
 from __future__ import annotations
@@ -270,6 +271,15 @@ def _json_arg(cmd: CopyCommand, value: str | None) -> None:
 # --------------------------------------------------------------------------- S3
 
 
+class S3ReadError(Exception):
+    """S3 failed to answer (5xx, throttling, connection, access denied): a query-level error.
+
+    Real Redshift retries S3 reads inside the COPY and, when it gives up, fails the statement
+    with `S3ServiceException:…` — it is not a load error, so nothing goes to
+    `sys_load_error_detail` and no file is blamed. (Recording it as a load error would make a
+    loader quarantine a good object because S3 hiccuped.)"""
+
+
 def split_s3_url(url: str) -> tuple[str, str]:
     bucket, _, key = url[len("s3://") :].partition("/")
     return bucket, key
@@ -293,6 +303,8 @@ def list_sources(cmd: CopyCommand, s3: Any) -> list[tuple[str, bool]]:
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:
+            if not _s3_missing(exc):
+                raise S3ReadError(_s3_error_text(exc)) from exc
             raise LoadError(
                 8001, f"Problem reading manifest file - {_s3_error_text(exc)}", cmd.source
             ) from exc
@@ -312,6 +324,8 @@ def list_sources(cmd: CopyCommand, s3: Any) -> list[tuple[str, bool]]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
     except Exception as exc:
+        if not _s3_missing(exc):
+            raise S3ReadError(_s3_error_text(exc)) from exc
         raise LoadError(5, _s3_error_text(exc), cmd.source) from exc
     if not keys:
         raise LoadError(5, f"The specified S3 prefix '{prefix}' does not exist", cmd.source)
@@ -324,10 +338,13 @@ def fetch_object(cmd: CopyCommand, s3: Any, url: str, mandatory: bool) -> bytes 
     try:
         raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
-        if _s3_missing(exc) and not mandatory:
+        if not _s3_missing(exc):
+            raise S3ReadError(_s3_error_text(exc)) from exc
+        if not mandatory:
             return None
-        what = "Mandatory manifest entry not found" if _s3_missing(exc) else "Cannot read S3 object"
-        raise LoadError(5, f"{what}: {url} ({_s3_error_text(exc)})", url) from exc
+        raise LoadError(
+            5, f"Mandatory manifest entry not found: {url} ({_s3_error_text(exc)})", url
+        ) from exc
     try:
         if cmd.compression == "gzip":
             return gzip.decompress(raw)
