@@ -25,6 +25,7 @@ from ingest.decode import BodyFormat, body_format, decompress, parse_records
 from ingest.extract import Extracted, Extractor, Limits
 from ingest.lake import Lake, open_lake
 from ingest.logs import log
+from ingest.openapi import openapi_handler
 from ingest.registry import PiiHasher, Registry, load_registry
 from ingest.spool import Spool, SpoolWriteError
 from ingest.status import RequestError
@@ -299,6 +300,7 @@ def build_app(
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/openapi.yaml", openapi_handler())
     return app
 
 

@@ -162,9 +162,59 @@ def _unzstd(body: bytes, limit: int) -> bytes:
         raise RequestError("bad_compression", f"invalid zstd data: {exc}") from None
     if len(out) > limit:
         raise _too_large(limit)
-    if not out and body:
-        raise RequestError("bad_compression", "invalid zstd data: no frame")
+    # The streaming reader stops silently where its input ends: a body cut inside a frame
+    # would decode to a prefix of the batch. Accept only whole frames.
+    problem = _zstd_incomplete(body)
+    if problem:
+        raise RequestError("bad_compression", f"{problem} zstd data")
     return out
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_SKIPPABLE = b"\x2a\x4d\x18"  # bytes 1-3 of the magic 0x184D2A5? of a skippable frame
+
+
+def _zstd_incomplete(body: bytes) -> str | None:
+    """None when `body` is a sequence of whole zstd frames (RFC 8878 §3.1), else what is wrong.
+
+    Walks frame and block headers only (no decompression): a few header reads per 128 KiB
+    block. The content of the blocks was already checked by the decoder.
+    """
+    n = len(body)
+    i = 0
+    while i < n:
+        magic = body[i : i + 4]
+        if magic == _ZSTD_MAGIC:
+            if i + 5 > n:
+                return "truncated"
+            fhd = body[i + 4]
+            single_segment = fhd & 0x20
+            i += 5 + (0 if single_segment else 1)  # magic, descriptor, window descriptor
+            i += (0, 1, 2, 4)[fhd & 0x03]  # dictionary id
+            i += ((1 if single_segment else 0), 2, 4, 8)[fhd >> 6]  # frame content size
+            while True:
+                if i + 3 > n:
+                    return "truncated"
+                header = int.from_bytes(body[i : i + 3], "little")
+                kind = (header >> 1) & 0x03
+                if kind == 3:
+                    return "invalid"  # reserved block type
+                i += 3 + (1 if kind == 1 else header >> 3)  # an RLE block holds one byte
+                if header & 0x01:  # last block
+                    break
+            if fhd & 0x04:
+                i += 4  # content checksum
+            if i > n:
+                return "truncated"
+        elif magic[1:] == _ZSTD_SKIPPABLE and magic[0] & 0xF0 == 0x50:
+            if i + 8 > n:
+                return "truncated"
+            i += 8 + int.from_bytes(body[i + 4 : i + 8], "little")
+            if i > n:
+                return "truncated"
+        else:
+            return "invalid" if i == 0 else "trailing bytes after the"
+    return None
 
 
 def _unsnappy(body: bytes, limit: int) -> bytes:
@@ -251,8 +301,12 @@ def _why_invalid(data: bytes) -> str:
 
 
 def _parse_text(data: bytes) -> ParsedBody:
+    # Lines end at \n (or \r\n) only, as in NDJSON and Vector's newline framing: not
+    # str.splitlines, which also breaks on \f, \x85, U+2028... inside one log line.
     text = data.decode("utf-8", "replace")
-    return ParsedBody([{"message": line} for line in text.splitlines() if line.strip()])
+    return ParsedBody(
+        [{"message": line.removesuffix("\r")} for line in text.split("\n") if line.strip()]
+    )
 
 
 def _parse_lines(data: bytes) -> ParsedBody:

@@ -208,7 +208,13 @@ class Extractor:
         }
         for ent in self._entities:
             v = props.get(ent)  # declared string ids are already strings after validation
-            canonical[ent] = v if type(v) is str else _entity(v, props_src.get(ent), body.get(ent))
+            # Cut like `_entity` does: the warehouse column holds 256 characters (<= 1024 bytes)
+            # and one longer id would fail the COPY of a whole lake object.
+            canonical[ent] = (
+                (v[:256] or None)
+                if type(v) is str
+                else _entity(v, props_src.get(ent), body.get(ent))
+            )
         canonical["properties"] = props
         try:
             line = orjson.dumps(canonical, option=orjson.OPT_APPEND_NEWLINE)
@@ -298,6 +304,8 @@ def _lazy_candidates(records: LazyArray) -> list[Any]:
         try:
             msg = rec["message"]
         except KeyError:
+            msg = None
+        if msg is None:  # as `extract` reads a record: a null `message` falls back to `log`
             msg = rec.get("log")
         if type(msg) is str and '"ev' in msg and msg.lstrip()[:1] == "{":
             out.append(rec.as_dict())
@@ -516,7 +524,11 @@ def _event_id(
 ) -> str:
     """A redelivered record must get the same id, so it is a hash of what the event says."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{name}\x1f{occurred_at}\x1f{service or ''}\x1f{host or ''}\x1f".encode())
+    # surrogatepass: `service`/`host` come from the envelope, which for a record read by the
+    # lenient parser may hold invalid UTF-8; the event is then rejected as `invalid_utf8` when
+    # it is serialised, instead of failing here (the catch-all "internal" dead letter).
+    head = f"{name}\x1f{occurred_at}\x1f{service or ''}\x1f{host or ''}\x1f"
+    h.update(head.encode("utf-8", "surrogatepass"))
     h.update(orjson.dumps(props, option=orjson.OPT_SORT_KEYS))
     return h.hexdigest()
 

@@ -9,7 +9,7 @@ import zlib
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ingest.decode import BodyFormat, body_format, decompress, parse_records, split_json_array
@@ -201,3 +201,274 @@ def test_name_key_prescan() -> None:
         assert may_have_name_keys(orjson.dumps([rec])), rec
     assert may_have_name_keys(b'[{"path":"C:\\\\","event":"a.b"}]')  # a string ending in \
     assert may_have_name_keys(b'[{"event" : "a.b"}]')
+
+
+# --------------------------------------------------------------------------- properties (issue 7)
+#
+# Every decoder (identity, gzip, x-gzip, deflate zlib and raw, zstd, snappy) and every body
+# format as properties over generated data: round trips, the size bound, truncation, and the
+# only exception ever raised being the documented RequestError. Example counts are set so that
+# this part runs in about 15 s on two shared cores (generating the data is most of the cost).
+
+ENCODINGS = ["identity", "", "gzip", "x-gzip", "deflate", "zstd", "snappy", "x-snappy"]
+
+# JSON as senders make it: values orjson can write (64-bit integers, finite floats).
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+json_docs = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=6,
+)
+json_records = st.dictionaries(
+    st.text(max_size=10), json_scalars | st.lists(json_scalars, max_size=3), max_size=4
+)
+payloads = st.one_of(
+    st.binary(max_size=2048),
+    # compressible, and long enough to span several deflate/zstd blocks
+    st.tuples(st.binary(min_size=1, max_size=64), st.integers(1, 1500)).map(lambda t: t[0] * t[1]),
+    st.lists(json_records, max_size=8).map(orjson.dumps),
+)
+
+
+def compress(data: bytes, enc: str, level: int, pieces: int) -> bytes:
+    """`data` as a sender would encode it: several gzip members / zstd frames when `pieces`
+    says so (both formats allow concatenation), raw or zlib-wrapped deflate, any level."""
+    enc = enc.strip().lower().removeprefix("x-")
+    if enc in ("", "identity"):
+        return data
+    if enc in ("gzip", "zstd") and pieces > 1:
+        step = max(1, -(-len(data) // pieces))
+        chunks = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
+        return b"".join(compress(c, enc, level, 1) for c in chunks)
+    if enc == "gzip":
+        return gzip.compress(data, compresslevel=level % 10)
+    if enc == "deflate":
+        wbits = -15 if level % 2 else 15  # RFC 9110 says zlib; some clients send raw deflate
+        c = zlib.compressobj(level % 10, zlib.DEFLATED, wbits)
+        return c.compress(data) + c.flush()
+    if enc == "zstd":
+        import zstandard
+
+        cctx = zstandard.ZstdCompressor(
+            level=1 + level % 12, write_checksum=level % 3 == 0, write_content_size=level % 2 == 0
+        )
+        return cctx.compress(data)
+    return encode(data, enc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=payloads,
+    enc=st.sampled_from(ENCODINGS).flatmap(lambda e: st.sampled_from([e, e.upper(), f" {e} "])),
+    level=st.integers(0, 60),
+    pieces=st.integers(1, 4),
+    slack=st.integers(-64, 64),
+)
+def test_roundtrip_every_encoding_within_the_limit(
+    data: bytes, enc: str, level: int, pieces: int, slack: int
+) -> None:
+    """compress → decompress is the identity up to the limit, and 413 above it — never a
+    partial body, never more than `limit` bytes."""
+    body = compress(data, enc, level, pieces)
+    limit = max(1, len(data) + slack)
+    try:
+        out = decompress(body, enc, limit)
+    except RequestError as exc:
+        assert len(data) > limit, exc.message
+        assert (exc.status, exc.reason) == (413, "decompressed_too_large")
+    else:
+        assert len(data) <= limit
+        assert out == data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=payloads,
+    enc=st.sampled_from(["gzip", "deflate", "zstd", "snappy"]),
+    level=st.integers(0, 60),
+    cut=st.floats(0, 1, exclude_max=True),
+)
+def test_a_truncated_body_is_400_never_a_shorter_batch(
+    data: bytes, enc: str, level: int, cut: float
+) -> None:
+    """A body cut anywhere (a dropped connection, a proxy limit) is refused whole: decoding it
+    to a prefix of the batch would acknowledge records that were never received."""
+    body = compress(data, enc, level, 1)
+    assume(len(body) >= 2)  # snappy writes an empty batch as one byte: nothing to cut
+    prefix = body[: 1 + int((len(body) - 1) * cut)]
+    with pytest.raises(RequestError) as ei:
+        decompress(prefix, enc, 1 << 20)
+    assert (ei.value.status, ei.value.reason) == (400, "bad_compression")
+    assert enc in ei.value.message
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=payloads,
+    enc=st.sampled_from(["gzip", "deflate", "zstd", "snappy"]),
+    garbage=st.binary(min_size=1, max_size=16),
+    where=st.integers(0, 10_000),
+)
+def test_corrupted_bodies_raise_only_request_errors(
+    data: bytes, enc: str, garbage: bytes, where: int
+) -> None:
+    """Bytes overwritten anywhere in a real body: a 400, or (when the damage is in a part the
+    format does not check) some output — within the limit, and never another exception."""
+    body = bytearray(compress(data, enc, 6, 1))
+    at = where % (len(body) + 1)
+    body[at : at + len(garbage)] = garbage
+    try:
+        out = decompress(bytes(body), enc, 1 << 16)
+    except RequestError as exc:
+        assert (exc.status, exc.reason) in (
+            (400, "bad_compression"),
+            (413, "decompressed_too_large"),
+        )
+    else:
+        assert len(out) <= 1 << 16
+
+
+@pytest.mark.parametrize("enc", ["gzip", "deflate", "zstd", "snappy"])
+def test_bomb_memory_stays_near_the_limit(enc: str) -> None:
+    """Bomb protection in bytes allocated, not only in the answer: decoding a 32 MiB bomb with
+    a 256 KiB limit never holds much more than the limit."""
+    import tracemalloc
+
+    limit = 256 * 1024
+    bomb = encode(b"\0" * (32 * MiB), enc)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestError) as ei:
+            decompress(bomb, enc, limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ei.value.status == 413
+    assert peak < 3 * limit, f"{enc}: peak {peak} bytes for a {limit}-byte limit"
+
+
+def test_zstd_regressions() -> None:
+    """Found by schemathesis (issue 7): a zstd frame of an empty batch was a 400 ("no frame"),
+    and a zstd body cut inside a frame decoded silently to a prefix of the batch."""
+    import zstandard
+
+    cctx = zstandard.ZstdCompressor()
+    assert decompress(cctx.compress(b""), "zstd", MiB) == b""
+    assert decompress(cctx.compress(b"") * 3 + cctx.compress(b"[]"), "zstd", MiB) == b"[]"
+    skippable = b"\x50\x2a\x4d\x18\x03\x00\x00\x00abc"  # RFC 8878 skippable frame
+    assert decompress(skippable + cctx.compress(b"[1]"), "zstd", MiB) == b"[1]"
+    body = cctx.compress(b'{"message":"one"}\n{"message":"two"}\n')
+    for cut in (len(body) - 1, len(body) - 4, 5, 4):
+        with pytest.raises(RequestError) as ei:
+            decompress(body[:cut], "zstd", MiB)
+        assert (ei.value.status, ei.value.message) == (400, "truncated zstd data"), cut
+    for cut in (1, 2, 3):  # not even a whole magic number
+        with pytest.raises(RequestError) as ei:
+            decompress(body[:cut], "zstd", MiB)
+        assert ei.value.status == 400
+    with pytest.raises(RequestError) as ei:
+        decompress(body + b"junk", "zstd", MiB)
+    assert ei.value.status == 400
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.lists(st.one_of(json_records, json_docs), max_size=8),
+    indent=st.booleans(),
+    ws=st.sampled_from(["", " ", "\n", "\r\n\t "]),
+)
+def test_json_array_roundtrip(batch: list, indent: bool, ws: str) -> None:
+    """Both JSON readers (lazy simdjson for arrays, orjson) give back exactly what was sent."""
+    option = orjson.OPT_INDENT_2 if indent else 0
+    body = ws.encode() + orjson.dumps(batch, option=option) + ws.encode()
+    parsed = parse_records(body, BodyFormat.JSON)
+    assert parsed.bad == []
+    assert records(body, BodyFormat.JSON) == batch
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.lists(json_records, max_size=8),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    blank=st.lists(st.integers(0, 8), max_size=3),
+    content_type=st.sampled_from(["application/x-ndjson", "application/jsonl", "application/json"]),
+)
+def test_ndjson_roundtrip(batch: list, eol: str, blank: list[int], content_type: str) -> None:
+    """NDJSON (and the same lines sent as application/json): one record per line, blank lines
+    skipped, either line ending."""
+    lines = [orjson.dumps(r).decode() for r in batch]
+    for i in sorted(blank, reverse=True):
+        lines.insert(min(i, len(lines)), "  ")
+    body = eol.join(lines).encode()
+    fmt = body_format(content_type)
+    if fmt is BodyFormat.JSON and len(batch) == 1:
+        # One object is a one-record batch, and `{}` the Datadog Agent's empty probe.
+        assert records(body, fmt) == ([batch[0]] if batch[0] else [])
+        return
+    assert parse_records(body, fmt).bad == []
+    assert records(body, fmt) == batch
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.text(max_size=40).filter(lambda s: "\n" not in s and "\r" not in s), max_size=10
+    )
+)
+def test_text_roundtrip(lines: list[str]) -> None:
+    expected = [{"message": ln} for ln in lines if ln.strip()]
+    assert records("\n".join(lines).encode(), BodyFormat.TEXT) == expected
+    assert records("\r\n".join(lines).encode(), BodyFormat.TEXT) == expected
+
+
+def test_text_lines_split_on_newlines_only() -> None:
+    """Regression (issue 7): text bodies were split with str.splitlines, which also breaks on
+    \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 and U+2029 — so one log line holding such a character
+    (JavaScript JSON logs keep U+2028 raw) became two records and its event was lost."""
+    event = '{"event":"robot.error","robot_id":"R","error_code":"E","detail":"a\u2028b\x0cc"}'
+    body = f"{event}\nplain\x85line\r\n".encode()
+    assert records(body, BodyFormat.TEXT) == [{"message": event}, {"message": "plain\x85line"}]
+
+
+# (An unterminated string is not among them: inside an array it swallows the elements after
+# it, so where they start cannot be known.)
+bad_elements = st.sampled_from(
+    [
+        b"NaN",
+        b'{"x": Infinity}',
+        b'{"n": 123456789012345678901234567890}',
+        b'{"s": "\xff\xfe"}',
+        b'{"s": "\\ud800"}',
+        b"[" * 1200 + b"]" * 1200,
+        b'{"missing": }',
+        b"tru",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(json_records, min_size=1, max_size=6), bad=bad_elements, at=st.integers(0, 6))
+def test_one_bad_element_never_sinks_a_batch(batch: list, bad: bytes, at: int) -> None:
+    """Whatever one element is, the others come out intact and in order; the bad one is either
+    a dead letter or a lenient record left for extraction to judge — counted exactly once."""
+    parts = [orjson.dumps(r) for r in batch]
+    at = min(at, len(parts))
+    parts.insert(at, bad)
+    for body, fmt in (
+        (b"[" + b",".join(parts) + b"]", BodyFormat.JSON),
+        (b"\n".join(parts), BodyFormat.NDJSON),
+    ):
+        parsed = parse_records(body, fmt)
+        assert len(parsed.records) + len(parsed.bad) == len(batch) + 1
+        strict = [r for i, r in enumerate(parsed.records) if i not in parsed.lenient]
+        if bad.startswith(b"{") and not parsed.bad and not parsed.lenient:
+            strict.pop(at)  # `\ud800` as an escape: valid JSON, a lone surrogate for extraction
+        assert strict == batch, (fmt, bad[:40])

@@ -4,6 +4,8 @@ name fields, properties, timestamps, ids, service/host, PII, discards and reject
 from __future__ import annotations
 
 import gzip
+import re
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.decode import BodyFormat, ParsedBody, parse_records
+from ingest.decode import BodyFormat, LazyArray, ParsedBody, parse_records
 from ingest.extract import Extracted, Extractor, Limits, Reject, parse_timestamp
-from ingest.registry import PiiHasher, load_registry
-from tests.payloads import datadog_record, vector_record
+from ingest.registry import PiiHasher, load_registry, parse_registry
+from tests.payloads import datadog_record, noise_record, vector_record
 
 RECEIVED = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 REGISTRY = load_registry()
@@ -303,3 +305,359 @@ def test_redelivery_without_any_timestamp_keeps_its_ids() -> None:
     later = ex.extract(ParsedBody([dict(body)]), datetime(2026, 11, 23, 9, 5, tzinfo=UTC))
     a, b = orjson.loads(first.events[0]), orjson.loads(later.events[0])
     assert a["event_id"] == b["event_id"] and a["received_at"] != b["received_at"]
+
+
+# --------------------------------------------------------------------------- properties (issue 7)
+#
+# Extraction as properties, over the bundled registry and one that uses every field type:
+# valid events are accepted in every record shape the senders make, the two JSON paths (lazy
+# simdjson, materialised orjson) agree, and on any body the counts add up, every output line is
+# valid JSON, and no record ever reaches the catch-all ("internal") or fails the batch.
+
+ALL_TYPES = parse_registry(
+    """
+version: 1
+entities: [delivery_id, robot_id]
+events:
+  test.every_type:
+    fields:
+      delivery_id: {type: string, required: true}
+      robot_id: {type: integer}
+      s: {type: string}
+      i: {type: integer}
+      n: {type: number}
+      b: {type: boolean}
+      t: {type: timestamp}
+      o: {type: object}
+      a: {type: array}
+      e: {type: string, enum: [low, high]}
+      phone: {type: string, pii: hash}
+      name: {type: string, pii: drop}
+  test.open:
+    extra: allow
+    fields:
+      robot_id: {type: string, required: true}
+""",
+    "all-types",
+)
+REGISTRIES = {"bundled": REGISTRY, "all_types": ALL_TYPES}
+RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+RECEIVED_AT = "2026-11-23T09:00:00.000000Z"
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+utc_times = st.datetimes(datetime(1970, 1, 2), datetime(2199, 12, 30), timezones=st.just(UTC))
+# Event times as epoch numbers are read as seconds below 1e11 and as milliseconds above, so
+# milliseconds before 1973-03 would read as seconds: event times in this century are not.
+event_times = st.datetimes(datetime(2001, 9, 10), datetime(2199, 12, 30), timezones=st.just(UTC))
+
+
+def field_value(spec: Any) -> st.SearchStrategy[Any]:
+    """Values a producer may log for a declared field (all valid for its type)."""
+    if spec.enum:
+        return st.sampled_from(spec.enum)
+    return {
+        "string": st.text(max_size=16),
+        "integer": st.integers(-(2**63), 2**63 - 1),
+        "number": st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53),
+        "boolean": st.booleans(),
+        "timestamp": utc_times.map(lambda d: d.isoformat().replace("+00:00", "Z")),
+        "object": st.dictionaries(st.text(max_size=6), scalars, max_size=3),
+        "array": st.lists(scalars, max_size=3),
+    }[spec.type]
+
+
+@st.composite
+def valid_event(draw: st.DrawFn, registry: Any) -> tuple[str, dict[str, Any]]:
+    name = draw(st.sampled_from(sorted(registry.events)))
+    props: dict[str, Any] = {}
+    for fname, spec in registry.events[name].spec.fields.items():
+        if spec.required:
+            props[fname] = draw(field_value(spec))
+        elif draw(st.booleans()):
+            props[fname] = (
+                draw(st.none() | field_value(spec)) if not spec.enum else draw(field_value(spec))
+            )
+    if registry.events[name].spec.extra == "allow":
+        props.update(
+            draw(
+                st.dictionaries(st.from_regex(r"x_[a-z]{1,5}", fullmatch=True), scalars, max_size=2)
+            )
+        )
+    return name, props
+
+
+SHAPES = ["bare", "evt.name", "evt", "segment", "vector", "datadog", "fluentbit", "text"]
+
+
+def shaped(name: str, props: dict[str, Any], shape: str, extra: dict[str, Any]) -> Any:
+    """One event as a record of `shape`; `extra` holds body keys (time, event_id)."""
+    flat = {**props, **extra}
+    if shape == "bare":
+        return {"event": name, **flat}
+    if shape == "evt.name":
+        return {"evt.name": name, **flat}
+    if shape == "evt":
+        return {"evt": {"name": name}, **flat}
+    if shape == "segment":  # Segment track shape (seed 002): properties in `properties`
+        return {"event": name, "properties": props, **extra}
+    message = orjson.dumps({"event": name, **flat}).decode()
+    if shape == "vector":
+        return vector_record(message)
+    if shape == "datadog":
+        return datadog_record(message)
+    if shape == "fluentbit":  # Fluent Bit `http` output, json_lines: the line is `log`
+        return {"date": 1795422600.25, "log": message, "kubernetes": {"container_name": "app"}}
+    return message  # text: the line itself
+
+
+ENVELOPE_TIME = {
+    "vector": "2026-11-23T08:30:00.123456Z",
+    "datadog": "2026-11-23T08:30:00.123000Z",
+    "fluentbit": "2026-11-23T08:30:00.250000Z",
+}
+
+
+def expected_properties(ev: Any, props: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in props.items():
+        spec = ev.spec.fields.get(k)
+        if spec is None:
+            if ev.spec.extra == "allow":
+                out[k] = v
+            continue
+        if spec.pii == "drop":
+            continue
+        if v is not None and spec.type == "number":
+            v = float(v)
+        elif v is not None and spec.type == "timestamp":
+            v = datetime.fromisoformat(v).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif v is not None and spec.type == "string" and spec.pii is None and type(v) is not str:
+            v = str(v)
+        out[k] = PiiHasher(b"k")(v) if spec.pii == "hash" and v is not None else v
+    return out
+
+
+noise = st.one_of(
+    st.builds(noise_record, st.integers(0, 10_000)),
+    st.builds(vector_record, st.text(max_size=30)),
+    st.builds(datadog_record, st.sampled_from(["GET /x 200", '{"level":"info","msg":"hi"}'])),
+    st.fixed_dictionaries({"log": st.text(max_size=20), "date": st.floats(0, 2e9)}),
+    st.builds(
+        lambda t: {"message": orjson.dumps({"event": t}).decode()},
+        st.from_regex(r"zz\.[a-z]{1,8}", fullmatch=True),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(), which=st.sampled_from(sorted(REGISTRIES)), fmt=st.sampled_from(list(BodyFormat))
+)
+def test_valid_events_are_accepted_in_every_shape(
+    data: st.DataObject, which: str, fmt: BodyFormat
+) -> None:
+    registry = REGISTRIES[which]
+    shapes = ["text"] if fmt is BodyFormat.TEXT else [s for s in SHAPES if s != "text"]
+    items = data.draw(
+        st.lists(st.tuples(valid_event(registry), st.sampled_from(shapes)), max_size=6)
+    )
+    n_noise = data.draw(st.integers(0, 4))
+    batch, expect = [], []
+    for (name, props), shape in items:
+        extra: dict[str, Any] = {}
+        when = data.draw(st.none() | event_times)
+        if when is not None:
+            key = data.draw(st.sampled_from(["timestamp", "time", "ts"]))
+            extra[key] = data.draw(
+                st.sampled_from([when.isoformat(), int(when.timestamp()), when.timestamp() * 1000])
+            )
+        if data.draw(st.booleans()):
+            extra["event_id"] = data.draw(st.from_regex(r"[A-Za-z0-9-]{1,40}", fullmatch=True))
+        batch.append(shaped(name, props, shape, extra))
+        expect.append((name, props, shape, extra, when))
+    noise_records = data.draw(st.lists(noise, min_size=n_noise, max_size=n_noise))
+    for rec in noise_records:
+        batch.insert(
+            data.draw(st.integers(0, len(batch))),
+            rec if fmt is not BodyFormat.TEXT else "GET /healthz 200",
+        )
+    if fmt is BodyFormat.TEXT:
+        body = "\n".join(batch).encode()
+    elif fmt is BodyFormat.NDJSON:
+        body = b"\n".join(orjson.dumps(r) for r in batch)
+    else:
+        body = orjson.dumps(batch)
+    out = Extractor(registry, Limits(1 << 20, 64), PiiHasher(b"k")).extract(
+        parse_records(body, fmt), RECEIVED
+    )
+    assert out.rejected == [], [orjson.loads(x) for x in out.rejected]
+    assert out.accepted == Counter(name for name, *_ in expect)
+    assert sum(out.discarded.values()) == len(noise_records)
+    for line, (name, props, shape, extra, when) in zip(out.events, expect, strict=True):
+        ev = registry.events[name]
+        row = orjson.loads(line)
+        assert (row["event_name"], row["event_version"]) == (name, ev.spec.version)
+        assert row["received_at"] == RECEIVED_AT
+        assert RFC3339_US.match(row["occurred_at"]), row["occurred_at"]
+        if when is not None:
+            got = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
+            assert abs((got - when).total_seconds()) < 1.0, (row["occurred_at"], when)
+        else:
+            assert row["occurred_at"] == ENVELOPE_TIME.get(shape, RECEIVED_AT)
+        assert row["event_id"] == extra.get("event_id", row["event_id"])
+        if "event_id" not in extra:
+            assert re.fullmatch(r"[0-9a-f]{32}", row["event_id"])
+        assert row["properties"] == expected_properties(ev, props)
+        for ent in registry.entities:
+            v = props.get(ent)
+            assert row[ent] == (None if v is None or v == "" else str(v)[:256]), ent
+        if shape == "datadog":
+            assert (row["service"], row["host"]) == ("fleet", "robot-gw-1")
+
+
+@st.composite
+def envelope_batches(draw: st.DrawFn) -> list[Any]:
+    """JSON-array batches as Vector and the Datadog Agent send them: events only inside
+    `message`/`log` strings (so the lazy path is taken), valid or not, among noise and odd
+    records (`message: null` beside a `log`, non-objects, nested messages)."""
+    out: list[Any] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.integers(0, 6))
+        name, props = draw(valid_event(REGISTRY))
+        body = {"event": name, **props}
+        if kind == 0:
+            out.append(vector_record(body))
+        elif kind == 1:
+            out.append(datadog_record(body))
+        elif kind == 2:  # an invalid event: a required field with the wrong type
+            out.append(vector_record({**body, "robot_id": {"nested": True}}))
+        elif kind == 3:
+            out.append({"message": None, "log": orjson.dumps(body).decode()})
+        elif kind == 4:
+            out.append({"log": orjson.dumps(body).decode(), "date": 1795422600.5})
+        elif kind == 5:
+            out.append(draw(noise))
+        else:
+            out.append(draw(scalars | st.lists(scalars, max_size=2)))
+    return out
+
+
+def _outcome(out: Extracted) -> tuple[Any, ...]:
+    return out.events, out.rejected, out.accepted, out.discarded, out.rejects
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=envelope_batches())
+def test_lazy_and_materialised_paths_agree(batch: list[Any]) -> None:
+    """The lazy simdjson path (JSON arrays with no event-name keys of their own) is an
+    optimisation only: it must extract exactly what reading the same records with orjson does."""
+    body = orjson.dumps(batch)
+    ex = Extractor(REGISTRY, Limits(1 << 20, 64), PiiHasher(b"k"))
+    parsed = parse_records(body, BodyFormat.JSON)
+    eager = ex.extract(ParsedBody(orjson.loads(body) if batch else []), RECEIVED)
+    assert _outcome(ex.extract(parsed, RECEIVED)) == _outcome(eager)
+
+
+def test_null_message_falls_back_to_log_on_both_paths() -> None:
+    """Regression (issue 7): on the lazy path a record with `"message": null` never looked at
+    its `log`, so its event was discarded there and accepted on every other path."""
+    body = orjson.dumps({"event": "robot.error", "robot_id": "R", "error_code": "E"}).decode()
+    batch = orjson.dumps([{"message": None, "log": body}])
+    parsed = parse_records(batch, BodyFormat.JSON)
+    assert type(parsed.records) is LazyArray
+    out = Extractor(REGISTRY, Limits(1 << 20, 64)).extract(parsed, RECEIVED)
+    assert out.accepted == {"robot.error": 1}
+
+
+garbage_bodies = st.one_of(
+    st.lists(st.one_of(envelope_batches(), st.lists(noise, max_size=3)), max_size=2).map(
+        lambda bs: orjson.dumps([r for b in bs for r in b])
+    ),
+    st.binary(max_size=400),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=garbage_bodies,
+    damage=st.lists(
+        st.tuples(st.integers(0, 10_000), st.binary(min_size=1, max_size=4)), max_size=3
+    ),
+    fmt=st.sampled_from(list(BodyFormat)),
+    limits=st.tuples(st.integers(64, 1 << 20), st.integers(1, 64)),
+)
+def test_any_body_counts_add_up_and_every_line_is_valid(
+    body: bytes, damage: list[tuple[int, bytes]], fmt: BodyFormat, limits: tuple[int, int]
+) -> None:
+    """Whatever the body: a 400 for the batch, or every record counted exactly once (accepted,
+    discarded or rejected), every event line a valid canonical event within the record limit,
+    every dead letter valid JSON with a known reason — and none from the catch-all."""
+    from ingest.metrics import DISCARD_REASONS, REJECT_REASONS
+    from ingest.status import RequestError
+
+    raw = bytearray(body)
+    for at, patch in damage:
+        at %= len(raw) + 1
+        raw[at : at + len(patch)] = patch
+    try:
+        parsed = parse_records(bytes(raw), fmt)
+    except RequestError as exc:
+        assert exc.status == 400
+        return
+    n = len(parsed.records) + len(parsed.bad)
+    out = Extractor(REGISTRY, Limits(*limits), PiiHasher(b"k")).extract(parsed, RECEIVED)
+    total = sum(out.accepted.values()) + sum(out.discarded.values()) + sum(out.rejects.values())
+    assert total == n
+    assert set(out.discarded) <= set(DISCARD_REASONS)
+    assert {reason for _, reason in out.rejects} <= set(REJECT_REASONS) - {"internal"}, out.rejects
+    assert len(out.events) == sum(out.accepted.values())
+    assert len(out.rejected) == sum(out.rejects.values())
+    for line in out.events:
+        assert line.endswith(b"\n") and len(line) <= limits[0]
+        row = orjson.loads(line)
+        assert row["event_name"] in REGISTRY.events
+        assert RFC3339_US.match(row["occurred_at"]) and row["received_at"] == RECEIVED_AT
+    for line in out.rejected:
+        letter = orjson.loads(line)
+        assert letter["reason"] in REJECT_REASONS and letter["received_at"] == RECEIVED_AT
+
+
+def test_entity_columns_are_cut_to_256_characters() -> None:
+    """Regression (issue 7): a declared string entity went to its column uncut, while the
+    warehouse column (VARCHAR(1024) = 256 characters of up to 4 bytes) relies on ingest cutting
+    it — one long id failed the COPY of a whole lake object. An empty id is NULL, as when the
+    entity is not declared."""
+    long_id = "é😀" * 200
+    (row,) = rows(
+        run([{"event": "delivery.pickup_completed", "delivery_id": long_id, "robot_id": ""}])
+    )
+    assert row["delivery_id"] == long_id[:256]
+    assert len(row["delivery_id"].encode()) <= 1024
+    assert row["properties"]["delivery_id"] == long_id  # the property keeps the whole value
+    assert row["robot_id"] is None
+
+
+def test_invalid_utf8_in_the_envelope_is_an_invalid_utf8_reject() -> None:
+    """Regression (atheris, issue 7): a record read by the lenient parser (invalid UTF-8 in its
+    envelope, here the container name that becomes `service`) with a good event in `message`
+    failed inside the event-id hash and was dead-lettered by the catch-all as "internal",
+    without its record."""
+    good = vector_record({"event": "robot.error", "robot_id": "R", "error_code": "E"})
+    del good["kubernetes"]["pod_labels"]  # so the container name is the service
+    bad = orjson.dumps(good).replace(
+        b'"container_name":"dispatch"', b'"container_name":"dis\xffpatch"'
+    )
+    for fmt, body in ((BodyFormat.NDJSON, bad), (BodyFormat.JSON, b"[" + bad + b"]")):
+        parsed = parse_records(body, fmt)
+        assert parsed.lenient == {0}
+        out = Extractor(REGISTRY, Limits(1 << 20, 64)).extract(parsed, RECEIVED)
+        assert out.rejects == {("robot.error", "invalid_utf8"): 1}, out.rejects
+        (letter,) = dead(out)
+        name = letter["record"]["kubernetes"]["container_name"]  # the whole record, printable
+        assert name.startswith("dis\ufffd") and name.endswith("\ufffdpatch"), name
