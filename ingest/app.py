@@ -24,7 +24,7 @@ from ingest.config import IngestSettings
 from ingest.decode import BodyFormat, body_format, decompress, parse_records
 from ingest.extract import Extracted, Extractor, Limits
 from ingest.lake import Lake, open_lake
-from ingest.logs import log
+from ingest.logs import CountSummary, log
 from ingest.openapi import openapi_handler
 from ingest.registry import PiiHasher, Registry, load_registry
 from ingest.spool import Spool, SpoolWriteError
@@ -53,6 +53,9 @@ class IngestState:
     draining: bool = False
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    rejects_log: CountSummary = field(
+        default_factory=lambda: CountSummary(logger, logging.WARNING, "records rejected")
+    )
 
 
 STATE = web.AppKey("state", IngestState)
@@ -183,8 +186,7 @@ async def _ingest(request: web.Request, state: IngestState, route: str) -> web.R
         raise RequestError("spool_write_failed", f"could not persist the batch: {exc}") from None
     _count(route, nrecords, len(body), ex)
     if ex.rejects:
-        log(logger, logging.WARNING, "records rejected", route=route,
-            reasons={f"{n or '-'}:{r}": c for (n, r), c in ex.rejects.items()})  # fmt: skip
+        state.rejects_log.add({f"{n or '-'}:{r}": c for (n, r), c in ex.rejects.items()})
     if datadog:
         return web.Response(status=202, body=b"{}", content_type="application/json")
     counts = {
@@ -239,6 +241,7 @@ def _lifecycle(
             object_max_age_s=settings.object_max_age_s,
         )
         await asyncio.to_thread(spool.open)
+        metrics.spool_max_bytes.set(settings.spool_max_bytes)
         uploader = Uploader(
             spool, the_lake, settings.writer_name(), backoff_max_s=settings.upload_backoff_max_s
         )

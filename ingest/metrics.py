@@ -71,6 +71,11 @@ spool_size_bytes = Gauge(
     "Bytes in the local spool not yet uploaded to the lake",
     multiprocess_mode="livesum",
 )
+spool_max_bytes = Gauge(
+    "logship_ingest_spool_max_bytes",
+    "Cap of the spool (LOGSHIP_SPOOL_MAX_BYTES, summed over live workers): at it, 503",
+    multiprocess_mode="livesum",
+)
 spool_oldest_age_seconds = Gauge(
     "logship_ingest_spool_oldest_age_seconds",
     "Age of the oldest spooled data not yet uploaded; 0 when empty",

@@ -584,8 +584,9 @@ def test_alert_thresholds_come_from_values(render: Callable[..., list[Manifest]]
     assert "[7m]" in rules["LogshipRejectRatioHigh"]["expr"]
     assert rules["LogshipUploadErrors"]["expr"].endswith("> 17")
     assert "[13m]" in rules["LogshipUploadErrors"]["expr"]
-    # 0.25 of the pod's cap: maxBytes per worker × 2 workers
-    assert rules["LogshipSpoolFillingUp"]["expr"].endswith(f"> {int(0.25 * 4 * 1024**3 * 2)}")
+    # 0.25 of the cap the pod itself exports (logship_ingest_spool_max_bytes)
+    assert rules["LogshipSpoolFillingUp"]["expr"].endswith("> 0.25")
+    assert "logship_ingest_spool_max_bytes" in rules["LogshipSpoolFillingUp"]["expr"]
     assert rules["LogshipLoaderNotSucceeding"]["expr"].endswith("> 9876")
     assert rules["LogshipTargetDown"]["for"] == "3m"
     assert rules["LogshipTargetDown"]["labels"]["severity"] == "warning"

@@ -160,6 +160,7 @@ async def test_probes_and_metrics(client: TestClient) -> None:
         "logship_ingest_rejected_events_total",
         "logship_ingest_request_duration_seconds",
         "logship_ingest_spool_size_bytes",
+        "logship_ingest_spool_max_bytes",
         "logship_ingest_spool_oldest_age_seconds",
         "logship_ingest_uploaded_objects_total",
         "logship_ingest_upload_errors_total",
