@@ -51,6 +51,7 @@ class IngestState:
     lake: Lake
     uploader: Uploader
     draining: bool = False
+    drain_deadline: float | None = None  # time.monotonic() by which shutdown must be done
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     rejects_log: CountSummary = field(
@@ -268,7 +269,10 @@ def _lifecycle(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        flushed = await asyncio.shield(uploader.drain(state.settings.shutdown_timeout_s))
+        budget_s = state.settings.shutdown_timeout_s
+        if state.drain_deadline is not None:  # what the drain of requests left of it
+            budget_s = max(1.0, state.drain_deadline - time.monotonic())
+        flushed = await asyncio.shield(uploader.drain(budget_s))
         await asyncio.shield(spool.close())
         log(logger, logging.INFO if flushed else logging.WARNING,
             "spool flushed to the lake" if flushed

@@ -47,7 +47,9 @@ async def serve(
     runner = web.AppRunner(
         app,
         keepalive_timeout=settings.keepalive_timeout_s,
-        shutdown_timeout=settings.shutdown_timeout_s,
+        # In-flight requests get what is left of the first half after `wait_idle`; the rest of
+        # LOGSHIP_SHUTDOWN_TIMEOUT_S goes to the flush (see `drain_deadline`).
+        shutdown_timeout=settings.shutdown_timeout_s / 2,
         access_log=None,
         handle_signals=False,
     )
@@ -65,9 +67,8 @@ async def serve(
     started = time.monotonic()
     log(logger, logging.INFO, "draining: readyz 503, new batches 503", worker=worker_index)
     app[STATE].draining = True
+    app[STATE].drain_deadline = started + settings.shutdown_timeout_s
     await wait_idle(app, settings.shutdown_timeout_s / 2)
-    remaining = max(1.0, settings.shutdown_timeout_s - (time.monotonic() - started))
-    app[STATE].settings = settings.model_copy(update={"shutdown_timeout_s": remaining})
     await runner.cleanup()  # closes the listener, then flushes the spool (app cleanup context)
     log(logger, logging.INFO, "stopped", worker=worker_index,
         seconds=round(time.monotonic() - started, 3))  # fmt: skip

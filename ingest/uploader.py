@@ -120,7 +120,16 @@ class Uploader:
         deadline = time.monotonic() + timeout_s
         backoff = Backoff(base_s=0.1, max_s=2.0)
         while True:
-            if await self.pass_once(force_rotate=True):
+            # Bounded too: an upload stuck on a slow S3 must not hold the pod past its grace
+            # period. Abandoning it is safe — a segment leaves the spool only after its upload
+            # succeeded, and the key is put-if-absent, so the next start redoes it once.
+            try:
+                done = await asyncio.wait_for(
+                    self.pass_once(force_rotate=True), max(0.1, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                done = False
+            if done:
                 self.update_gauges()
                 return True
             remaining = deadline - time.monotonic()

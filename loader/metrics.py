@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 ERROR_TYPES = ("connection", "serialization", "timeout", "load_error", "io", "lake", "other")
@@ -34,13 +36,19 @@ quarantined_objects_total = Counter(
 )
 last_success_timestamp_seconds = Gauge(
     "logship_loader_last_success_timestamp_seconds",
-    "Unix time of the last load cycle that completed without error",
+    "Unix time of the last load cycle that completed without error (the process start "
+    "until the first one)",
 )
 
 
 def init_labels() -> None:
+    """Every label set at zero, and the last success at start: `time() - last success` then
+    measures how long this loader has failed, not 56 years for a loader still in its first
+    (possibly long: full listing, 1 GiB COPY) cycle."""
     for t in ERROR_TYPES:
         errors_total.labels(t)
+    if last_success_timestamp_seconds._value.get() == 0:
+        last_success_timestamp_seconds.set(time.time())
 
 
 def error_type(reason: str) -> str:

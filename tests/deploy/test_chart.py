@@ -672,3 +672,28 @@ def test_every_value_is_documented_in_the_chart_readme() -> None:
     assert not missing, f"values not in the README table: {missing}"
     stale = sorted(k for k in table_keys if k not in leaves)
     assert not stale, f"README documents values that do not exist: {stale}"
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def test_hpa_scales_up_only_unless_allowed(render: Callable[..., list[Manifest]]) -> None:
+    """A removed pod's leftover spool would wait unseen on its PVC: no automatic scale-down."""
+    on = {"enabled": True}
+    hpa = one(render({"ingest": {"autoscaling": on}}), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["behavior"]["scaleDown"] == {"selectPolicy": "Disabled"}
+    allowed = {"enabled": True, "allowScaleDown": True}
+    hpa = one(render({"ingest": {"autoscaling": allowed}}), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["behavior"]["scaleDown"]["policies"][0]["value"] == 1
+
+
+def test_pdbs_never_block_drains(
+    docs: list[Manifest], render: Callable[..., list[Manifest]]
+) -> None:
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert len(pdbs) == 2
+    for pdb in pdbs:
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    for bad in (0, "0%"):
+        with pytest.raises(Exception, match="maxUnavailable"):
+            render({"ingest": {"pdb": {"maxUnavailable": bad}}})
