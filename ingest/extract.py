@@ -484,7 +484,9 @@ def _service(rec: dict, body: dict) -> str | None:
         return s
     k8s = rec.get("kubernetes")
     if type(k8s) is dict:
-        labels = k8s.get("pod_labels")
+        labels = k8s.get("pod_labels")  # Vector kubernetes_logs
+        if type(labels) is not dict:
+            labels = k8s.get("labels")  # Fluent Bit's kubernetes filter
         if type(labels) is dict:
             s = _str_or_none(labels.get("app")) or _str_or_none(
                 labels.get("app.kubernetes.io/name")
@@ -504,7 +506,12 @@ def _host(rec: dict, body: dict) -> str | None:
     if s:
         return s
     if body is not rec:
-        return _str_or_none(body.get("hostname")) or _str_or_none(body.get("host"))
+        s = _str_or_none(body.get("hostname")) or _str_or_none(body.get("host"))
+        if s:
+            return s
+    k8s = rec.get("kubernetes")
+    if type(k8s) is dict:  # the node: Vector's pod_node_name, Fluent Bit's host
+        return _str_or_none(k8s.get("pod_node_name")) or _str_or_none(k8s.get("host"))
     return None
 
 

@@ -207,6 +207,7 @@ async def test_vector_http_sink_example(client: TestClient, tmp_path: Path) -> N
     rows = await lake_rows(client, tmp_path)
     assert sorted(r["event_id"] for r in rows) == sorted(e["event_id"] for e in evs)
     assert {r["service"] for r in rows} == {"dispatch"}  # kubernetes.pod_labels.app
+    assert {r["host"] for r in rows} == {"node-1"}  # kubernetes.pod_node_name
 
     await assert_refused_with(client, vector_http_request(sink, WRONG, records), tmp_path)
 
@@ -486,7 +487,12 @@ async def test_fluent_bit_example(client: TestClient, tmp_path: Path) -> None:
     assert filters["kubernetes"].get("merge_log") in (False, "off", None)
 
     evs = events("fluent-bit")
-    k8s = vector_record("")["kubernetes"]
+    # What Fluent Bit's kubernetes filter adds (not Vector's key names).
+    k8s = {"pod_name": "dispatch-7d9f-abcde", "namespace_name": "prod",
+           "pod_id": "4f1c2a9e-0000-4000-8000-000000000001",
+           "labels": {"app": "dispatch", "pod-template-hash": "7d9f"}, "host": "node-2",
+           "container_name": "dispatch-main", "docker_id": "0123abcd",
+           "container_image": "registry.example/dispatch:1.4.2"}  # fmt: skip
     lines = [orjson.dumps(e).decode() for e in evs] + ["GET /health 200", "noise"]
     records = [{"_time": 1795422600.25 + i, "time": "2026-11-23T08:30:00.250000000Z",
                 "stream": "stdout", "_p": "F", "log": line, "kubernetes": k8s}
@@ -504,6 +510,8 @@ async def test_fluent_bit_example(client: TestClient, tmp_path: Path) -> None:
     assert sorted(r["event_id"] for r in rows) == sorted(e["event_id"] for e in evs)
     assert sorted(r["occurred_at"] for r in rows) == [
         "2026-11-23T08:30:00.250000Z", "2026-11-23T08:30:01.250000Z"]  # fmt: skip
+    assert {r["service"] for r in rows} == {"dispatch"}  # kubernetes.labels.app
+    assert {r["host"] for r in rows} == {"node-2"}  # kubernetes.host, the node
 
     await assert_refused_with(client, fluent_bit_request(out, WRONG, records), tmp_path)
 
