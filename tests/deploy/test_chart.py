@@ -454,8 +454,29 @@ def test_production_secrets_come_from_existing_secrets(production_docs: list[Man
         },
         {"ingest": {"extraEnv": [{"name": "LOGSHIP_AUTH_TOKENS", "value": "tok"}]}},
         {"aws": {"secretAccessKey": "wJalrXUtnFEMI"}},
+        # settings read names case-insensitively: a lower-case name must not slip through
+        {"ingest": {"extraEnv": [{"name": "logship_auth_tokens", "value": "tok"}]}},
+        # a secret from a ConfigMap is a secret in clear
+        {
+            "loader": {
+                "extraEnv": [
+                    {
+                        "name": "LOGSHIP_WAREHOUSE_URL",
+                        "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}},
+                    }
+                ]
+            }
+        },
     ],
-    ids=["tokens", "warehouse-url", "extraEnv-warehouse", "extraEnv-tokens", "aws-key"],
+    ids=[
+        "tokens",
+        "warehouse-url",
+        "extraEnv-warehouse",
+        "extraEnv-tokens",
+        "aws-key",
+        "extraEnv-lowercase",
+        "extraEnv-configmap",
+    ],
 )
 def test_values_cannot_hold_secrets(render: Callable[..., list[Manifest]], values: Any) -> None:
     with pytest.raises(helm_python.HelmValuesError, match="schema"):
