@@ -594,14 +594,15 @@ def test_alert_thresholds_come_from_values(render: Callable[..., list[Manifest]]
         "targetDown": {"for": "3m", "severity": "warning"},
     }
     docs = render({
-        "metrics": {"prometheusRule": {"enabled": True, "alerts": alerts}},
+        "metrics": {"prometheusRule": {"enabled": True, "alerts": alerts},
+                    "serviceMonitor": {"enabled": True}},
         "ingest": {"spool": {"maxBytes": 4 * 1024**3}, "workers": 2},
     })  # fmt: skip
     rules = {
         r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
     }
     assert rules["LogshipLoaderLagHigh"]["expr"].endswith("> 4321")
-    assert rules["LogshipRejectRatioHigh"]["expr"].rstrip().endswith("> 0.123")
+    assert ") > 0.123\n" in rules["LogshipRejectRatioHigh"]["expr"]
     assert "[7m]" in rules["LogshipRejectRatioHigh"]["expr"]
     assert rules["LogshipUploadErrors"]["expr"].endswith("> 17")
     assert "[13m]" in rules["LogshipUploadErrors"]["expr"]
@@ -718,3 +719,19 @@ def test_pdbs_never_block_drains(
     for bad in (0, "0%"):
         with pytest.raises(Exception, match="maxUnavailable"):
             render({"ingest": {"pdb": {"maxUnavailable": bad}}})
+
+
+def test_alerts_need_the_service_monitors(render: Callable[..., list[Manifest]]) -> None:
+    with pytest.raises(helm_python.HelmError, match="serviceMonitor"):
+        render({"metrics": {"prometheusRule": {"enabled": True}}})
+
+
+def test_reject_ratio_alert_needs_a_minimum_of_rejects(
+    render: Callable[..., list[Manifest]],
+) -> None:
+    docs = render({"metrics": {"prometheusRule": {"enabled": True, "alerts": {"rejectRatio": {"minRejects": 42}}},
+                               "serviceMonitor": {"enabled": True}}})  # fmt: skip
+    rules = {
+        r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
+    }
+    assert rules["LogshipRejectRatioHigh"]["expr"].rstrip().endswith(">= 42")

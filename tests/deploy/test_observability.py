@@ -236,7 +236,9 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def alert_rules(render: Callable[..., list[Manifest]]) -> list[dict[str, Any]]:
-    docs = render({"metrics": {"prometheusRule": {"enabled": True}}})
+    docs = render(
+        {"metrics": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}}
+    )
     rule = one(docs, "PrometheusRule")
     return [r for g in rule["spec"]["groups"] for r in g["rules"]]
 
