@@ -72,7 +72,7 @@ class IngestSettings(CommonSettings):
     Each worker process uses its own `worker-N` subdirectory."""
 
     spool_max_bytes: int = Field(default=1024 * MiB, gt=0)
-    """Cap of the spool on disk; at the cap requests get 503 + Retry-After and /readyz is 503."""
+    """Cap of the spool on disk; at the cap requests get 503 + Retry-After; from 90% of it /readyz is 503."""
 
     object_max_bytes: int = Field(default=64 * MiB, gt=0)
     """A lake object rotates at this many uncompressed bytes."""

@@ -77,7 +77,7 @@ class EventSpec(BaseModel):
 
     description: str = Field(default="", max_length=MAX_DESCRIPTION)
     owner: str | None = Field(default=None, max_length=128)
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=2**31 - 1)  # an INTEGER column in the warehouse
     extra: Literal["ignore", "allow"] = "ignore"
     fields: dict[str, FieldSpec] = {}
 

@@ -266,6 +266,7 @@ _PY_TYPES = {
 _PY_HEAD = """\
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, Required, TypedDict, overload
@@ -274,8 +275,17 @@ from typing import Any, Final, Literal, NotRequired, Required, TypedDict, overlo
 Timestamp = str | datetime
 """
 
-_PY_EVENT = '''\
+_PY_HELPERS = """\
+# One bare JSON line per event on stdout (what the log shipper reads as `message`), whatever
+# the application's logging set-up: its own handler, level INFO, not propagated to the root
+# logger (whose format would prefix "INFO:events:" and make the line unreadable as JSON).
 _log = logging.getLogger("events")
+if not _log.handlers:
+    _handler = logging.StreamHandler(sys.stdout)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
 
 
 def _json_default(value: Any) -> Any:
@@ -284,8 +294,9 @@ def _json_default(value: Any) -> Any:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+"""
 
-
+_PY_EVENT = '''\
 def event(name: EventName, payload: {payload}, /) -> None:
     """Log a registry event as one JSON line on the `events` logger, the shape ingest reads."""
     record = {"event": name, "timestamp": datetime.now(UTC), **payload}
@@ -347,14 +358,13 @@ def python(registry: Registry) -> str:
     out += ["", "", "#: Every event name and the TypedDict of its payload."]
     out.append("EVENT_PAYLOADS: Final[dict[str, type]] = {")
     out += [f"    {_py_str(n)}: {type_name(n)}," for n in names]
-    out += ["}", "", ""]
+    out += ["}", "", "", _PY_HELPERS, ""]
     if len(names) > 1:  # a type checker wants at least two overloads
         for n in names:
             out += [
                 "@overload",
                 f"def event(name: Literal[{_py_str(n)}], payload: {type_name(n)}, /) -> None: ...",
             ]
-        out += ["", ""]
     payload = "Mapping[str, Any]" if len(names) > 1 else type_name(names[0])
     out.append(_PY_EVENT.replace("{payload}", payload))
     return "\n".join(out)

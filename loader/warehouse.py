@@ -458,7 +458,7 @@ class DuckDBWarehouse(Warehouse):
                 "service": "VARCHAR", "host": "VARCHAR"}  # fmt: skip
         cols |= {e: "VARCHAR" for e in self.entities}
         cols["properties"] = "JSON"
-        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in cols.items()) + "}"
+        spec = "{" + ", ".join(f"{sql.literal(c)}: {sql.literal(t)}" for c, t in cols.items()) + "}"
         self._run(cur, sql.drop_stage())
         self._run(
             cur,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import types
 import typing
 import uuid
@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -364,17 +363,23 @@ def test_python_typeddicts_catch_wrong_payloads(
     assert payload_problems(mod.EVENT_PAYLOADS[event], payload) == problems
 
 
-def test_python_event_function_logs_what_ingest_accepts(
-    load_module: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    mod = load_module(export(REGISTRY, "python"))
-    eta = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    with caplog.at_level(logging.INFO, logger="events"):
-        mod.event(mod.Events.DELIVERY_CREATED, {"delivery_id": "D-1", "merchant_id": "M-1",
-                                                "quoted_eta": eta})  # fmt: skip
-        mod.event(mod.Events.ROBOT_STATE_CHANGED, {"robot_id": "R-1", "to_state": "offline"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "events"]
-    assert len(lines) == 2
+def test_python_event_function_prints_what_ingest_accepts(tmp_path: Path) -> None:
+    """In a producer that never configured logging (Python's default: WARNING and up, and a
+    root format that would prefix "INFO:events:"), every event is one bare JSON line."""
+    (tmp_path / "events.py").write_text(export(REGISTRY, "python"))
+    (tmp_path / "producer.py").write_text(
+        textwrap.dedent("""
+        from datetime import UTC, datetime
+        from events import Events, event
+        eta = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        event(Events.DELIVERY_CREATED, {"delivery_id": "D-1", "merchant_id": "M-1", "quoted_eta": eta})
+        event(Events.ROBOT_STATE_CHANGED, {"robot_id": "R-1", "to_state": "offline"})
+    """)
+    )
+    run = subprocess.run([sys.executable, "producer.py"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True, timeout=60)  # fmt: skip
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2, (run.stdout, run.stderr)
     first = json.loads(lines[0])
     assert first["event"] == "delivery.created" and first["quoted_eta"] == "2026-01-02T03:04:05Z"
     # As Vector ships it: the JSON line is the record's message.
@@ -383,7 +388,46 @@ def test_python_event_function_logs_what_ingest_accepts(
         RECEIVED,
     )
     assert out.accepted == {"delivery.created": 1, "robot.state_changed": 1}
-    assert orjson.loads(out.events[0])["properties"]["quoted_eta"] == "2026-01-02T03:04:05.000000Z"
+
+
+GOOD_PY_PRODUCER = """
+from events import Events, event
+event(Events.ROBOT_STATE_CHANGED, {"robot_id": "R-7", "to_state": "charging"})
+event(Events.DELIVERY_PICKUP_COMPLETED, {"delivery_id": "D-1", "robot_id": "R-7"})
+event("robot.state_changed", {"robot_id": "R-7", "to_state": "available", "reason": None})
+"""
+
+BAD_PY_PRODUCERS = {
+    "bad enum value": 'event(Events.ROBOT_STATE_CHANGED, {"robot_id": "R-7", "to_state": "flying"})',
+    "missing required field": 'event(Events.DELIVERY_PICKUP_COMPLETED, {"delivery_id": "D-1"})',
+    "wrong type": 'event(Events.DELIVERY_PICKUP_COMPLETED, {"delivery_id": 1, "robot_id": "R"})',
+    "unknown event": 'event("robot.flew_away", {"robot_id": "R-7"})',
+    "misspelt field": 'event(Events.DELIVERY_PICKUP_COMPLETED, {"delivery_id": "D", "robto_id": "R"})',
+}  # fmt: skip
+
+
+def _mypy(tmp_path: Path, producer: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "events.py").write_text(export(REGISTRY, "python"))
+    (tmp_path / "producer.py").write_text(producer)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "events.py", "producer.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_python_export_and_a_correct_producer_pass_mypy_strict(tmp_path: Path) -> None:
+    run = _mypy(tmp_path, GOOD_PY_PRODUCER)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_mypy_rejects_every_wrong_python_producer(tmp_path: Path) -> None:
+    """One mypy run over all the bad calls (mypy is slow to start): each line must error."""
+    lines = list(BAD_PY_PRODUCERS.values())
+    run = _mypy(tmp_path, "from events import Events, event\n" + "\n".join(lines) + "\n")
+    assert run.returncode == 1, run.stdout + run.stderr
+    flagged = {int(m) for m in re.findall(r"^producer\.py:(\d+): error", run.stdout, re.M)}
+    for lineno, case in enumerate(BAD_PY_PRODUCERS, start=2):
+        assert lineno in flagged, f"{case}: not flagged\n{run.stdout}"
 
 
 def test_python_export_of_awkward_names(load_module: Any) -> None:

@@ -62,6 +62,8 @@ CHECK_CASES = {
         "version: 1\nevents:\n  a.b: {}\n  c.d: {}\n  a.b: {}\n",
         ["event 'a.b'", "defined twice", "lines 3, 5"]),
     "invalid event name": ("version: 1\nevents:\n  Robot/Moved: {}\n", ["'Robot/Moved'"]),
+    "version beyond the warehouse's INTEGER": (
+        "version: 1\nevents:\n  a.b: {version: 3000000000}\n", ["'a.b'", "version", "2147483647"]),
     "events whose generated names collide": (
         "version: 1\nevents:\n  robot.moved: {}\n  robot_moved: {}\n",
         ["'robot_moved'", "ROBOT_MOVED", "RobotMoved", "'robot.moved'"]),
