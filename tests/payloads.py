@@ -88,3 +88,15 @@ def json_array(records: list[Any]) -> bytes:
 def ndjson(records: list[Any]) -> bytes:
     """Vector's newline_delimited framing: no trailing newline."""
     return b"\n".join(orjson.dumps(r) for r in records)
+
+
+def plain(records: Any) -> list[Any]:
+    """Parsed records as plain Python values (JSON arrays are parsed lazily by simdjson)."""
+    out = []
+    for r in records:
+        if hasattr(r, "as_dict"):
+            r = r.as_dict()
+        elif hasattr(r, "as_list"):
+            r = r.as_list()
+        out.append(r)
+    return out

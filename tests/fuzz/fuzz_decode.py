@@ -42,6 +42,8 @@ import cramjam
 import orjson
 import zstandard
 
+from tests.payloads import plain
+
 ENCODINGS = ["identity", "gzip", "x-gzip", "deflate", "zstd", "snappy", "x-snappy", "br"]
 REASONS = {400: {"bad_compression"}, 413: {"decompressed_too_large"}, 415: {"unsupported_encoding"}}
 _ZSTD = zstandard.ZstdCompressor(level=3)
@@ -62,17 +64,6 @@ def compress(data: bytes, enc: str, pieces: int = 1) -> bytes:
     if enc in ("snappy", "x-snappy"):
         return bytes(cramjam.snappy.compress_raw(data))
     raise ValueError(enc)
-
-
-def as_python(records: object) -> list:
-    out = []
-    for r in records:  # type: ignore[attr-defined]
-        if hasattr(r, "as_dict"):
-            r = r.as_dict()
-        elif hasattr(r, "as_list"):
-            r = r.as_list()
-        out.append(r)
-    return out
 
 
 def check_parse(data: bytes) -> None:
@@ -110,7 +101,7 @@ def check_formats(data: bytes) -> None:
     if isinstance(ref, dict):
         ref = [ref] if ref else []
     assert parsed.bad == [] and not parsed.lenient
-    assert as_python(parsed.records) == ref
+    assert plain(parsed.records) == ref
     if isinstance(ref, list) and all(isinstance(r, dict) for r in ref):
         lines = b"\n".join(orjson.dumps(r) for r in ref)
         assert parse_records(lines, BodyFormat.NDJSON).records == ref

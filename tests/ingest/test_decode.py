@@ -14,21 +14,14 @@ from hypothesis import strategies as st
 
 from ingest.decode import BodyFormat, body_format, decompress, parse_records, split_json_array
 from ingest.status import RequestError
-from tests.payloads import encode
+from tests.payloads import encode, plain
 
 MiB = 1024 * 1024
 
 
 def records(body: bytes, fmt: BodyFormat) -> list:
     """Parsed records as plain Python values (JSON arrays are parsed lazily)."""
-    out = []
-    for r in parse_records(body, fmt).records:
-        if hasattr(r, "as_dict"):
-            r = r.as_dict()
-        elif hasattr(r, "as_list"):
-            r = r.as_list()
-        out.append(r)
-    return out
+    return plain(parse_records(body, fmt).records)
 
 
 @pytest.mark.parametrize("enc", ["identity", "gzip", "x-gzip", "deflate", "zstd", "snappy", ""])

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from ingest.lake import LocalLake
@@ -92,3 +93,12 @@ def registry_with_site(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     row = event(delivery_id="D-2", robot_id="R", site_id="S-7")
     row["site_id"] = "S-7"
     return reg, row
+
+
+def q(tmp_path: Path, sql: str) -> list[tuple]:
+    """Read the DuckDB warehouse of `loader_settings(tmp_path)` back (read-only)."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from ingest.registry import bundled_registry_text, load_registry
-from tests.loader.helpers import event, loader_settings, make_loader, object_key, put_local
+from tests.loader.helpers import event, loader_settings, make_loader, object_key, put_local, q
 from tests.loader.test_loader_redshift import env, loader_for, put, query  # noqa: F401
 
 BUNDLED = load_registry()
@@ -62,14 +61,6 @@ def check_rows(rows: list[tuple[Any, ...]], registry_path: Path | None = None) -
 
 
 # ---------------------------------------------------------------------------------- DuckDB
-
-
-def q(tmp_path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 async def test_duckdb_registry_table_follows_the_registry(tmp_path: Path) -> None:

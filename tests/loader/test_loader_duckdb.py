@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pytest
 
@@ -27,16 +26,9 @@ from tests.loader.helpers import (
     make_loader,
     object_key,
     put_local,
+    q,
     registry_with_site,
 )
-
-
-def q(tmp_path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 async def test_load_reload_and_ledger(tmp_path: Path) -> None:
