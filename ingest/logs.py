@@ -59,12 +59,12 @@ class CountSummary:
         self._pending: dict[str, int] = {}
         self._last = float("-inf")
 
-    def add(self, counts: Mapping[str, int], **fields: object) -> None:
+    def add(self, counts: Mapping[str, int]) -> None:
         for key, n in counts.items():
             self._pending[key] = self._pending.get(key, 0) + n
         now = time.monotonic()
         if now - self._last >= self.interval_s:
             since = None if self._last == float("-inf") else round(now - self._last, 1)
-            log(self.logger, self.level, self.msg, counts=self._pending, since_s=since, **fields)
+            log(self.logger, self.level, self.msg, counts=self._pending, since_s=since)
             self._pending = {}
             self._last = now

@@ -4,6 +4,7 @@ real full disk (a tiny tmpfs) — a failed write leaves nothing behind and ackno
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import subprocess
 import uuid
@@ -201,3 +202,36 @@ async def test_one_process_per_spool(tmp_path: Path) -> None:
         make(tmp_path)
     await spool.close()
     make(tmp_path)  # released on close
+
+
+async def test_drain_gives_up_on_a_hung_upload_and_keeps_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown flush against an S3 that never answers ends at its budget (the pod's grace
+    period is not overrun); the acknowledged data stays in the spool and the next start
+    uploads it, once."""
+    from ingest.lake import LocalLake
+    from ingest.uploader import Uploader
+
+    lake = LocalLake(tmp_path / "lake")
+    await lake.start()
+    spool = make(tmp_path / "spool")
+    await spool.append([("events", P, b'{"x":1}\n')])
+
+    async def hang(key: str, data: bytes) -> bool:
+        await asyncio.Event().wait()  # never answers
+        return True
+
+    monkeypatch.setattr(lake, "put_new", hang)
+    up = Uploader(spool, lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    assert await up.drain(0.3) is False
+    await spool.close()
+    assert not list((tmp_path / "lake").rglob("*.json.gz"))
+
+    monkeypatch.undo()  # S3 is back; the next start flushes what was left
+    spool = make(tmp_path / "spool")
+    up = Uploader(spool, lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    assert await up.drain(30) is True
+    await spool.close()
+    (obj,) = list((tmp_path / "lake").rglob("*.json.gz"))
+    assert gzip.decompress(obj.read_bytes()) == b'{"x":1}\n'
