@@ -3,6 +3,21 @@
 decode (:mod:`ingest.decode`) → extract/validate (:mod:`ingest.extract`) → spool
 (:mod:`ingest.spool`) → partition/encode/upload (:mod:`ingest.uploader`). This module only wires
 them; status codes come from :mod:`ingest.status`.
+
+Bounded work per request, on one event loop:
+
+* **Memory**: the bytes of the requests being worked on (as sent, then decompressed) count
+  against ``LOGSHIP_MAX_INFLIGHT_BYTES`` (:class:`InflightBudget`), reserved as they arrive or
+  are inflated; past it a request gets 503 ``overloaded``. Decoding works chunk by chunk, so
+  the Python objects of one request stay within a constant, whatever its size.
+* **Time**: decompression, parsing and extraction run in steps of bounded work
+  (:mod:`ingest.decode`), on the event loop itself: no C call is long and a worker thread
+  would not help (the parsers hold the GIL). A request that has worked for
+  :data:`_SLICE_S` lets the loop serve others (``/healthz``, small batches) after every
+  further step, and takes the one *heavy lane*: long requests run one at a time, between
+  everything else, instead of all at once.
+* **Slow clients**: a body must arrive within ``LOGSHIP_BODY_READ_TIMEOUT_S`` (408, and the
+  connection is closed).
 """
 
 from __future__ import annotations
@@ -12,6 +27,8 @@ import contextlib
 import hmac
 import logging
 import time
+from array import array
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,22 +38,153 @@ from aiohttp import web
 
 from ingest import metrics
 from ingest.config import IngestSettings
-from ingest.decode import BodyFormat, body_format, decompress, parse_records
+from ingest.decode import BodyFormat, ParsedBody, body_format, decompress_steps, parse_steps
 from ingest.extract import Extracted, Extractor, Limits
 from ingest.lake import Lake, open_lake
 from ingest.logs import CountSummary, log
 from ingest.openapi import openapi_handler
 from ingest.registry import PiiHasher, Registry, load_registry
 from ingest.spool import Spool, SpoolWriteError
-from ingest.status import RequestError
+from ingest.status import DECISIONS, RequestError
 from ingest.uploader import Uploader
 
 logger = logging.getLogger("logship.ingest")
 
-#: Bodies above this many decompressed bytes are parsed on a worker thread, so one huge batch
-#: does not stall every other connection's acknowledgements.
-_THREAD_PARSE_BYTES = 2 * 1024 * 1024
+#: A request that has worked this long (event-loop time) yields the loop after every further
+#: step and takes the heavy lane. Small batches (a few ms) never do.
+_SLICE_S = 0.01
+#: Outputs up to this size are spooled as one item per stream; larger ones in their pieces,
+#: so a request producing hundreds of MiB of events never holds them twice.
+_JOIN_OUTPUT_BYTES = 4 * 1024 * 1024
 _DATADOG_ROUTES = ("/api/v2/logs", "/v1/input")
+
+
+class InflightBudget:
+    """Bytes of the requests being worked on, against ``LOGSHIP_MAX_INFLIGHT_BYTES``: their
+    bodies as sent and decompressed (reserved as they arrive, refused past the limit) and the
+    events and dead letters they produce until spooled (counted, never refused: a request is
+    not failed half-way for what its own data makes, but nothing new starts meanwhile).
+
+    A reservation that would go past the limit is refused — unless nothing else is reserved,
+    so that a request larger than the whole budget is still served, alone, instead of being
+    refused forever.
+    """
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        self.used_bytes = 0
+
+    def reserve(self, held_bytes: int, nbytes: int) -> bool:
+        """Add `nbytes` for a request already holding `held_bytes`; False if over the limit."""
+        if self.used_bytes + nbytes > self.limit_bytes and self.used_bytes > held_bytes:
+            return False
+        self.used_bytes += nbytes
+        metrics.inflight_bytes.set(self.used_bytes)
+        return True
+
+    def force(self, nbytes: int) -> None:
+        """Add `nbytes` whatever the limit."""
+        self.used_bytes += nbytes
+        metrics.inflight_bytes.set(self.used_bytes)
+
+    def release(self, nbytes: int) -> None:
+        self.used_bytes -= nbytes
+        metrics.inflight_bytes.set(self.used_bytes)
+
+
+class _Reservation:
+    """One request's share of the :class:`InflightBudget`; given back in `close`."""
+
+    def __init__(self, budget: InflightBudget):
+        self.budget = budget
+        self.held_bytes = 0
+
+    def grow(self, nbytes: int) -> None:
+        if not self.budget.reserve(self.held_bytes, nbytes):
+            raise RequestError(
+                "overloaded",
+                f"the server is working on {self.budget.used_bytes} bytes of requests, "
+                f"the limit is {self.budget.limit_bytes} (LOGSHIP_MAX_INFLIGHT_BYTES); retry",
+            )
+        self.held_bytes += nbytes
+
+    def force(self, nbytes: int) -> None:
+        self.budget.force(nbytes)
+        self.held_bytes += nbytes
+
+    def shrink(self, nbytes: int) -> None:
+        self.budget.release(nbytes)
+        self.held_bytes -= nbytes
+
+    def close(self) -> None:
+        self.shrink(self.held_bytes)
+
+
+class _Pacer:
+    """Lets the event loop serve others between the steps of a long request.
+
+    Cheap to ask (`due`): no await unless the request has worked :data:`_SLICE_S` since it
+    started working (`start`, once its body is read) or last paused — time the loop spent on
+    other requests meanwhile does not count. The first pause takes the heavy lane (held until
+    `close`), so long requests take turns instead of all slowing everything down together.
+    """
+
+    def __init__(self, lane: asyncio.Semaphore):
+        self.lane = lane
+        self.holding = False
+        self.since = time.perf_counter()
+
+    def start(self) -> None:
+        self.since = time.perf_counter()
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.since >= _SLICE_S
+
+    async def pause(self) -> None:
+        if not self.holding:
+            await self.lane.acquire()
+            self.holding = True
+        await asyncio.sleep(0)
+        self.since = time.perf_counter()
+
+    def close(self) -> None:
+        if self.holding:
+            self.lane.release()
+            self.holding = False
+
+
+@dataclass
+class _Batch:
+    """What extraction made of a whole request, piece by piece (see parse_steps)."""
+
+    nrecords: int = 0
+    events: list[bytes] = field(default_factory=list)  # NDJSON, one item per piece
+    rejected: list[bytes] = field(default_factory=list)
+    nbytes: int = 0
+    accepted: Counter[str] = field(default_factory=Counter)
+    discarded: Counter[str] = field(default_factory=Counter)
+    rejects: Counter[tuple[str, str]] = field(default_factory=Counter)
+    delays_s: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes per event
+
+    def add(self, parsed: ParsedBody, ex: Extracted) -> None:
+        self.nrecords += len(parsed.records) + len(parsed.bad)
+        for lines, out in ((ex.events, self.events), (ex.rejected, self.rejected)):
+            if lines:
+                part = b"".join(lines)
+                out.append(part)
+                self.nbytes += len(part)
+        self.accepted.update(ex.accepted)
+        self.discarded.update(ex.discarded)
+        self.rejects.update(ex.rejects)
+        self.delays_s.extend(ex.delays_s)
+
+    def spool_items(self, partition: str) -> list[tuple[str, str, bytes]]:
+        items = []
+        for stream, parts in (("events", self.events), ("rejected", self.rejected)):
+            if sum(map(len, parts)) <= _JOIN_OUTPUT_BYTES:
+                parts = [b"".join(parts)]
+            items.extend((stream, partition, part) for part in parts if part)
+        return items
 
 
 @dataclass
@@ -50,6 +198,9 @@ class IngestState:
     spool: Spool
     lake: Lake
     uploader: Uploader
+    budget: InflightBudget
+    #: Held by the one long request working now (see _Pacer).
+    heavy_lane: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     draining: bool = False
     drain_deadline: float | None = None  # time.monotonic() by which shutdown must be done
     inflight: int = 0
@@ -82,8 +233,13 @@ def _authorized(request: web.Request, tokens: tuple[bytes, ...]) -> bool:
     return ok
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most `limit` bytes of body; 413 as soon as it is known to be larger."""
+async def _read_body(
+    request: web.Request, limit: int, reservation: _Reservation, timeout_s: float
+) -> bytes:
+    """Read at most `limit` bytes of body within `timeout_s`; 413 as soon as it is known to be
+    larger, 503 as soon as the in-flight budget has no room for what arrived, 408 when it does
+    not arrive in time. Bytes are reserved as they arrive, not as announced: a client that
+    announces a large body and sends nothing holds nothing of the budget."""
     length = request.content_length
     if length is not None and length > limit:
         raise RequestError(
@@ -92,18 +248,80 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         )
     chunks = []
     total = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        total += len(chunk)
-        if total > limit:
-            raise RequestError(
-                "body_too_large",
-                f"body exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
-            )
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise RequestError(
+                        "body_too_large",
+                        f"body exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
+                    )
+                reservation.grow(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(
+            "body_read_timeout",
+            f"the body did not arrive within {timeout_s} s (LOGSHIP_BODY_READ_TIMEOUT_S), "
+            f"{total} bytes read",
+        ) from None
     return b"".join(chunks)
+
+
+async def _decompress(
+    body: bytes, encoding: str, limit: int, reservation: _Reservation, pacer: _Pacer
+) -> bytes:
+    """Decompress in steps, reserving the output as it is produced (see decompress_steps)."""
+    pieces = []
+    for piece in decompress_steps(body, encoding, limit):
+        if piece:
+            if piece is not body:  # identity: the body itself, reserved as it was read
+                reservation.grow(len(piece))
+            pieces.append(piece)
+        if pacer.due():
+            await pacer.pause()
+    return b"".join(pieces)
+
+
+async def _extract(
+    state: IngestState,
+    data: bytes,
+    fmt: BodyFormat,
+    received: datetime,
+    reservation: _Reservation,
+    pacer: _Pacer,
+) -> _Batch:
+    """Parse and extract in steps, counting the output in flight; stop early once it can no
+    longer fit the spool."""
+    batch = _Batch()
+    for parsed in parse_steps(data, fmt, state.settings.max_record_bytes):
+        if parsed is not None:
+            before = batch.nbytes
+            batch.add(parsed, state.extractor.extract(parsed, received))
+            reservation.force(batch.nbytes - before)
+            if not state.spool.has_room(batch.nbytes):
+                raise _spool_full()
+        if pacer.due():
+            await pacer.pause()
+    return batch
+
+
+def _spool_full() -> RequestError:
+    return RequestError("spool_full", "spool is full (the lake may be unreachable); retry")
+
+
+async def _send_and_close(request: web.Request, response: web.Response) -> None:
+    """Answer, then close the connection (the rest of the request will not be read): without
+    this, the server would wait up to aiohttp's lingering time for a body that never comes."""
+    response.force_close()
+    with contextlib.suppress(ConnectionError):  # the client may be gone already
+        await response.prepare(request)
+        await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
 
 
 def _error_response(exc: RequestError) -> web.Response:
@@ -116,16 +334,17 @@ def _error_response(exc: RequestError) -> web.Response:
     )
 
 
-def _count(route: str, nrecords: int, nbytes: int, ex: Extracted) -> None:
-    metrics.received_records_total.labels(route).inc(nrecords)
+def _count(route: str, nbytes: int, batch: _Batch) -> None:
+    metrics.received_records_total.labels(route).inc(batch.nrecords)
     metrics.received_bytes_total.labels(route).inc(nbytes)
-    for name, n in ex.accepted.items():
+    for name, n in batch.accepted.items():
         metrics.accepted_events_total.labels(name).inc(n)
-    for reason, n in ex.discarded.items():
+    for reason, n in batch.discarded.items():
         metrics.discarded_records_total.labels(reason).inc(n)
-    for (name, reason), n in ex.rejects.items():
+    for (name, reason), n in batch.rejects.items():
         metrics.rejected_events_total.labels(name, reason).inc(n)
-    metrics.observe_many(metrics.event_delay_seconds, [d if d > 0 else 0.0 for d in ex.delays_s])
+    delays_s = array("d", (d if d > 0 else 0.0 for d in batch.delays_s))
+    metrics.observe_many(metrics.event_delay_seconds, delays_s)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- handlers
@@ -138,14 +357,21 @@ async def handle_logs(request: web.Request) -> web.Response:
     started = time.perf_counter()
     state.inflight += 1
     state.idle.clear()
+    reservation = _Reservation(state.budget)
+    pacer = _Pacer(state.heavy_lane)
     try:
-        response = await _ingest(request, state, route)
+        response = await _ingest(request, state, route, reservation, pacer)
     except RequestError as exc:
+        metrics.refused_requests_total.labels(route, exc.reason).inc()
         response = _error_response(exc)
         if exc.status != 503:
             log(logger, logging.INFO, "request refused", route=route, reason=exc.reason,
                 status=exc.status, detail=exc.message[:300])  # fmt: skip
+        if exc.decision.close_connection:
+            await _send_and_close(request, response)
     finally:
+        pacer.close()
+        reservation.close()
         state.inflight -= 1
         if state.inflight == 0:
             state.idle.set()
@@ -154,46 +380,51 @@ async def handle_logs(request: web.Request) -> web.Response:
     return response
 
 
-async def _ingest(request: web.Request, state: IngestState, route: str) -> web.Response:
+async def _ingest(
+    request: web.Request,
+    state: IngestState,
+    route: str,
+    reservation: _Reservation,
+    pacer: _Pacer,
+) -> web.Response:
     s = state.settings
     if state.draining:
         raise RequestError("draining", "server is shutting down; retry")
     if not _authorized(request, state.tokens):
         raise RequestError("unauthorized", "missing or invalid API key / bearer token")
-    body = await _read_body(request, s.max_body_bytes)
-    data = decompress(body, request.headers.get("Content-Encoding", ""), s.max_decompressed_bytes)
+    body = await _read_body(request, s.max_body_bytes, reservation, s.body_read_timeout_s)
+    sent_bytes = len(body)
+    encoding = request.headers.get("Content-Encoding", "")
+    pacer.start()  # from here on, no await but the pacer's own: its clock is this request's
+    data = await _decompress(body, encoding, s.max_decompressed_bytes, reservation, pacer)
+    if data is not body:
+        del body  # decompressed: the body as sent is not needed any more
+        reservation.shrink(sent_bytes)
     datadog = route in _DATADOG_ROUTES
     fmt = BodyFormat.JSON if datadog else body_format(request.headers.get("Content-Type", ""))
     received = datetime.now(UTC)
-
-    def work() -> tuple[int, Extracted]:
-        parsed = parse_records(data, fmt)
-        return len(parsed.records) + len(parsed.bad), state.extractor.extract(parsed, received)
-
-    if len(data) > _THREAD_PARSE_BYTES:
-        nrecords, ex = await asyncio.to_thread(work)
-    else:
-        nrecords, ex = work()
+    batch = await _extract(state, data, fmt, received, reservation, pacer)
+    pacer.close()  # the CPU work is done: let the next long request go
+    reservation.shrink(len(data))
+    del data
 
     partition = received.strftime("%Y-%m-%dT%H")
-    events = b"".join(ex.events)
-    rejected = b"".join(ex.rejected)
-    if not state.spool.has_room(len(events) + len(rejected)):
-        raise RequestError("spool_full", "spool is full (the lake may be unreachable); retry")
+    if not state.spool.has_room(batch.nbytes):
+        raise _spool_full()
     try:
-        await state.spool.append([("events", partition, events), ("rejected", partition, rejected)])
+        await state.spool.append(batch.spool_items(partition))
     except SpoolWriteError as exc:
         log(logger, logging.ERROR, "spool write failed; batch refused with 503", error=str(exc))
         raise RequestError("spool_write_failed", f"could not persist the batch: {exc}") from None
-    _count(route, nrecords, len(body), ex)
-    if ex.rejects:
-        state.rejects_log.add({f"{n or '-'}:{r}": c for (n, r), c in ex.rejects.items()})
+    _count(route, sent_bytes, batch)
+    if batch.rejects:
+        state.rejects_log.add({f"{n or '-'}:{r}": c for (n, r), c in batch.rejects.items()})
     if datadog:
         return web.Response(status=202, body=b"{}", content_type="application/json")
     counts = {
-        "accepted": sum(ex.accepted.values()),
-        "discarded": sum(ex.discarded.values()),
-        "rejected": sum(ex.rejects.values()),
+        "accepted": sum(batch.accepted.values()),
+        "discarded": sum(batch.discarded.values()),
+        "rejected": sum(batch.rejects.values()),
     }
     return web.Response(body=orjson.dumps(counts), content_type="application/json")
 
@@ -213,6 +444,9 @@ async def handle_readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.draining:
         return web.json_response({"status": "draining"}, status=503)
+    stalled = state.uploader.stalled_reason()
+    if stalled is not None:
+        return web.json_response({"status": "stalled", "reason": stalled}, status=503)
     if state.spool.is_full():
         return web.json_response({"status": "spool_full"}, status=503)
     return web.json_response({"status": "ready"})
@@ -240,6 +474,7 @@ def _lifecycle(
             max_bytes=settings.spool_max_bytes,
             object_max_bytes=settings.object_max_bytes,
             object_max_age_s=settings.object_max_age_s,
+            workers=settings.workers,  # worker i adopts the spools of removed workers
         )
         await asyncio.to_thread(spool.open)
         metrics.spool_max_bytes.set(settings.spool_max_bytes)
@@ -256,9 +491,13 @@ def _lifecycle(
             spool=spool,
             lake=the_lake,
             uploader=uploader,
+            budget=InflightBudget(settings.max_inflight_bytes),
         )
         state.idle.set()
         metrics.init_labels(registry.events)
+        for route in metrics.ROUTES:
+            for reason in DECISIONS:
+                metrics.refused_requests_total.labels(route, reason)
         task = asyncio.create_task(uploader.run(), name="uploader")
         log(logger, logging.INFO, "ingest ready", lake=the_lake.url, spool=str(spool.root),
             spool_id=spool.spool_id, events=len(registry.events),

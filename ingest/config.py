@@ -92,12 +92,28 @@ class IngestSettings(CommonSettings):
     max_json_depth: int = Field(default=64, gt=0)
     """Deepest JSON nesting accepted inside an event; deeper events are rejected alone."""
 
+    max_inflight_bytes: int = Field(default=256 * MiB, gt=0)
+    """Per worker: bytes held by the requests being worked on — bodies as sent and
+    decompressed (reserved as they arrive and as they inflate) and the events and dead letters
+    they make until spooled (counted, never refused). A request whose bytes would go past it
+    gets 503 + Retry-After; one larger than the whole budget is still served when nothing else
+    is in flight. Pod memory ≈ base + 2 × this."""
+
+    body_read_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest time a client may take to send a request's body; a slower or stalled one gets
+    408 and its connection is closed."""
+
+    max_connections: int = Field(default=1000, gt=0)
+    """Most client connections open at once per worker process (health checks and scrapes
+    count too; the pod's total is workers × this); beyond it new connections are closed at
+    once, so stalled clients cannot exhaust the file descriptors."""
+
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     """On SIGTERM: how long to drain in-flight requests and flush the spool to the lake."""
 
     keepalive_timeout_s: float = Field(default=120.0, gt=0)
     """Idle keep-alive timeout; above Vector's 90 s pool idle time so it never hits a closed
-    connection."""
+    connection. It also bounds how long a request's headers may take to arrive."""
 
     workers: int = Field(default=1, ge=1, le=64)
     """Number of server processes sharing the port (SO_REUSEPORT), each with its own spool."""

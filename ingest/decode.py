@@ -1,15 +1,34 @@
-"""Stage 1: request body bytes → a list of records.
+"""Stage 1: request body bytes → records, in bounded steps.
 
-Two steps, both bounded and both raising only :class:`RequestError` (a 4xx) for bodies that can
-never be decoded:
+Two stages, both raising only :class:`RequestError` (a 4xx) for bodies that can never be decoded:
 
-* :func:`decompress` — every ``Content-Encoding`` Vector, the Datadog Agent and Fluent Bit send,
-  with output capped at the configured limit: a decompression bomb stops at the limit and the
-  rest is never inflated.
-* :func:`parse_records` — JSON array, single object, NDJSON or text lines. The fast path parses
-  the whole body with one ``orjson.loads``. If that fails, the slow path splits the body into its
-  records and parses each alone, so one bad record (invalid JSON or UTF-8, ``NaN``, a 2^70
-  integer, 10,000-deep nesting) is dead-lettered alone and the good records of the batch are kept.
+* :func:`decompress_steps` — every ``Content-Encoding`` Vector, the Datadog Agent and Fluent Bit
+  send, with output capped at the configured limit: a decompression bomb stops at the limit and
+  the rest is never inflated.
+* :func:`parse_steps` — JSON array, single object, NDJSON or text lines. The fast path parses
+  a whole chunk of records with one C call (simdjson lazily, or orjson). If that fails, the
+  slow path splits the chunk into its records and parses each alone, so one bad record (invalid
+  JSON or UTF-8, ``NaN``, a 2^70 integer, 10,000-deep nesting) is dead-lettered alone and the
+  good records of the batch are kept.
+
+Work per request is linear in the body size and done in **bounded steps**, so the server can
+interleave other requests between them (:mod:`ingest.app` yields the event loop between steps):
+
+* every C call handles a bounded slice: decompression calls take at most :data:`STEP_IN_BYTES`
+  of input and produce at most :data:`STEP_OUT_BYTES`; parse calls see at most about
+  2 × :data:`CHUNK_BYTES` (or one record);
+* no regular expression backtracks more than a constant per position (repeats are
+  possessive) and no scan restarts from an earlier position, whatever the input (unterminated
+  strings, many quotes or commas, deep nesting, huge keys, tiny gzip members or zstd frames);
+* records that cannot carry an event are counted, not kept: they are ``None`` in
+  :attr:`ParsedBody.records` (extraction counts them as noise), so at most one chunk of
+  records exists as Python objects at a time;
+* a record larger than ``LOGSHIP_MAX_RECORD_BYTES`` as sent is never parsed (parsing it could
+  take tens of bytes of Python objects per byte): it is dead-lettered as ``record_too_large``
+  without its content when it could hold an event, else counted as noise.
+
+:func:`decompress` joins the steps; :func:`parse_records` parses a whole body at once and keeps
+every record (tests and tools use it, the server does not).
 """
 
 from __future__ import annotations
@@ -17,9 +36,9 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from io import BytesIO
 from typing import Any
 
 import cramjam
@@ -42,26 +61,21 @@ _ZSTD = zstandard.ZstdDecompressor()
 LazyRecord = simdjson.Object
 LazyArray = simdjson.Array
 
-
-def may_have_name_keys(body: bytes) -> bool:
-    """Could any record of this body carry its event name as a key of its own?
-
-    A key `"event"`, `"evt.name"` or `"evt"` starts with an unescaped `"ev`. Inside JSON strings
-    quotes are escaped, so the `\\"event\\"` of an app's JSON log line in `message` is preceded
-    by a backslash — and a real key never is (it follows `{`, `,` or whitespace). One substring
-    scan at memory speed, plus a step per escaped match (about one per event in a message). A
-    string value starting with "ev" is a harmless false positive (the body is then parsed fully).
-
-    When a body has no such key, only `message`/`log` strings can carry events and lazy parsing
-    is safe; otherwise records are materialised, because key look-ups on lazy records cost
-    microseconds each when the key is missing.
-    """
-    i = body.find(b'"ev')
-    while i != -1:
-        if i == 0 or body[i - 1] != 0x5C:  # 0x5C: backslash
-            return True
-        i = body.find(b'"ev', i + 3)
-    return False
+#: Most bytes one decompression call produces, and most compressed bytes it is given.
+STEP_OUT_BYTES = 1024 * 1024
+STEP_IN_BYTES = 64 * 1024
+#: JSON arrays are parsed about this many bytes at a time (at most twice this, or one record);
+#: NDJSON and text bodies in windows of this size (plus the rest of the last line).
+CHUNK_BYTES = 256 * 1024
+#: Most materialised records handed to extraction at once (and most noise placeholders).
+STEP_RECORDS = 512
+_STEP_NOISE = 16384
+#: Most bytes one regular-expression call scans (long strings are scanned window by window).
+_SCAN_WINDOW = 256 * 1024
+#: The lazy (simdjson) reader costs microseconds per record that lacks `message`; below this
+#: many bytes per record on average, materialising the chunk with orjson is cheaper.
+_LAZY_MIN_RECORD_BYTES = 256
+_TICK_TOKENS = 4096  # the record splitter reports progress every this many tokens
 
 
 class BodyFormat(Enum):
@@ -81,7 +95,8 @@ class BadRecord:
 
 @dataclass(slots=True)
 class ParsedBody:
-    #: Python values, or — for a JSON array body — a lazy simdjson array of LazyRecords.
+    #: Python values, or — for a JSON array — a lazy simdjson array of LazyRecords. In the
+    #: output of :func:`parse_steps`, ``None`` stands for a record that cannot carry an event.
     records: list[Any]
     bad: list[BadRecord] = field(default_factory=list)
     #: Indices of records parsed by the lenient (stdlib) parser: they may hold NaN, integers
@@ -89,37 +104,116 @@ class ParsedBody:
     lenient: set[int] = field(default_factory=set)
 
 
+# --------------------------------------------------------------------------- what a record may be
+
+# An event-name key (`event`, `evt`, `evt.name`) with one of its first two letters escaped.
+_ESCAPED_NAME_KEY_STARTS = (b'"\\u0065', b'"e\\u0076')
+# `"ev` in any JSON spelling: a name key, or (inside a string) the `"ev` of an app's JSON log
+# line in `message` — its quote escaped as \" or \u0022, either letter as \u00XX.
+_EVENT_MARK = re.compile(rb'(?:"|\\u0022)(?:e|\\u0065)(?:v|\\u0076)')
+
+
+# In a text line (the message is the line itself): a key that JSON-decodes to `event`, `evt`
+# or `evt.name` — each letter as itself or \u-escaped, in either case of hex — and its colon.
+def _spelled(c: str) -> str:
+    hexes = {f"{ord(c):04x}", f"{ord(c):04X}"}
+    return "(?:" + "|".join([re.escape(c), *(rf"\\u{h}" for h in sorted(hexes))]) + ")"
+
+
+_E, _V, _N, _T = map(_spelled, "evnt")
+_NAME = "".join(map(_spelled, ".name"))
+_TEXT_NAME_KEY = re.compile(f'"{_E}{_V}(?:{_E}{_N}{_T}|{_T}(?:{_NAME})?)"[ \t\r\n]*:')
+
+
+def may_have_name_keys(body: bytes) -> bool:
+    """Could any record of this body carry its event name as a key of its own?
+
+    A key `"event"`, `"evt.name"` or `"evt"` starts with an unescaped `"ev` — or with an
+    escaped spelling of it (`"\\u0065vent"`, `"e\\u0076t"`, ...), which every JSON parser reads
+    as the same key. Inside JSON strings quotes are escaped, so the `\\"event\\"` of an app's
+    JSON log line in `message` is preceded by a backslash — and a real key never is (it
+    follows `{`, `,` or whitespace). One substring scan, plus a step per escaped match (about
+    one per event in a message); two more only when the body holds `\\u00` escapes at all. A
+    string value starting with "ev" is a harmless false positive (the body is then parsed
+    fully).
+
+    When a body has no such key, only `message`/`log` strings can carry events and lazy parsing
+    is safe (simdjson unescapes keys, so an escaped `message` key is found by name); otherwise
+    records are materialised, because key look-ups on lazy records cost microseconds each when
+    the key is missing.
+    """
+    if _unescaped_quote_before(body, b'"ev'):
+        return True
+    if b"\\u00" not in body:
+        return False
+    # `"\u0065` may go on with `v` or `\u0076`: either way an `ev` key, or a harmless false
+    # positive (a key or value like "e-mail" spelled with escapes).
+    return any(_unescaped_quote_before(body, start) for start in _ESCAPED_NAME_KEY_STARTS)
+
+
+def _unescaped_quote_before(body: bytes, needle: bytes) -> bool:
+    """Is `needle` (which starts with a quote) in `body` with that quote not escaped?"""
+    i = body.find(needle)
+    while i != -1:
+        if i == 0 or body[i - 1] != 0x5C:  # 0x5C: backslash
+            return True
+        i = body.find(needle, i + len(needle))
+    return False
+
+
+def may_hold_event(raw: bytes) -> bool:
+    """Could this JSON text hold an event at all? False means: certainly noise.
+
+    Every event needs `"ev` — as the start of a name key, or in the `message`/`log` string
+    holding the app's JSON (which extraction only looks at when it contains `"ev`) — in some
+    JSON spelling (see :data:`_EVENT_MARK`). Two substring scans at memory speed for almost
+    every body; the regex only when `\\u00` escapes are present.
+    """
+    if b'"ev' in raw:
+        return True
+    return b"\\u00" in raw and _EVENT_MARK.search(raw) is not None
+
+
+def _oversized(size: int, limit: int) -> BadRecord:
+    # Its content is not kept: it was never parsed, so its `pii` fields cannot be redacted.
+    return BadRecord(
+        "record_too_large",
+        f"record is {size} bytes, above the limit of {limit} (LOGSHIP_MAX_RECORD_BYTES); "
+        "not parsed",
+        "",
+    )
+
+
 # --------------------------------------------------------------------------- decompression
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     """Decode `body` per its Content-Encoding; never produce more than `limit` bytes."""
+    return b"".join(decompress_steps(body, encoding, limit))
+
+
+def decompress_steps(body: bytes, encoding: str, limit: int) -> Iterator[bytes]:
+    """Decode `body` per its Content-Encoding in bounded steps: yields the output in pieces
+    (an empty piece is a step that produced nothing), never more than `limit` bytes in all."""
     enc = encoding.strip().lower()
     if enc in ("", "identity"):
-        out = body
+        if len(body) > limit:
+            raise _too_large(limit)
+        yield body
     elif enc in ("gzip", "x-gzip"):
-        out = _inflate(body, 16 + _zlib.MAX_WBITS, limit, "gzip")
+        yield from _gunzip_steps(body, limit)
     elif enc == "deflate":
-        # RFC 9110 deflate is zlib-wrapped (Vector `zlib`); some clients send raw deflate.
-        try:
-            out = _inflate(body, _zlib.MAX_WBITS, limit, "deflate")
-        except RequestError as exc:
-            if exc.reason != "bad_compression":
-                raise
-            out = _inflate(body, -_zlib.MAX_WBITS, limit, "deflate")
+        yield from _deflate_steps(body, limit)
     elif enc == "zstd":
-        out = _unzstd(body, limit)
+        yield from _unzstd_steps(body, limit)
     elif enc in ("snappy", "x-snappy"):
-        out = _unsnappy(body, limit)
+        yield _unsnappy(body, limit)
     else:
         raise RequestError(
             "unsupported_encoding",
             f"Content-Encoding {encoding!r} is not supported "
             "(identity, gzip, x-gzip, deflate, zstd, snappy)",
         )
-    if len(out) > limit:
-        raise _too_large(limit)
-    return out
 
 
 def _too_large(limit: int) -> RequestError:
@@ -129,64 +223,139 @@ def _too_large(limit: int) -> RequestError:
     )
 
 
-def _inflate(body: bytes, wbits: int, limit: int, name: str) -> bytes:
-    """Inflate, member after member (concatenated gzip is valid), capped at `limit` + 1 bytes."""
-    chunks: list[bytes] = []
-    total = 0
-    data = body
-    while True:
-        d = _zlib.decompressobj(wbits)
-        try:
-            out = d.decompress(data, limit + 1 - total)
-        except (zlib.error, _zlib.error) as exc:
-            raise RequestError("bad_compression", f"invalid {name} data: {exc}") from None
-        chunks.append(out)
-        total += len(out)
-        if total > limit:
-            raise _too_large(limit)
-        if not d.eof:
-            if d.unconsumed_tail:  # stopped by max_length: more output than the limit
-                raise _too_large(limit)
-            raise RequestError("bad_compression", f"truncated {name} data")
-        data = d.unused_data
-        if not data or wbits != 16 + _zlib.MAX_WBITS or not data.strip(b"\x00"):
-            break
-    return b"".join(chunks)
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_NOT_NUL = re.compile(rb"[^\x00]")
+_TICK_MEMBERS = 256  # a gzip body of tiny members reports progress every this many
 
 
-def _unzstd(body: bytes, limit: int) -> bytes:
+def _gunzip_steps(body: bytes, limit: int) -> Iterator[bytes]:
+    """gzip, member after member (concatenated members are valid gzip; trailing NUL padding
+    is ignored)."""
+    return _inflate_steps(body, _GZIP_WBITS, limit, "gzip")
+
+
+def _deflate_steps(body: bytes, limit: int) -> Iterator[bytes]:
+    """RFC 9110 deflate is zlib-wrapped (Vector `zlib`); some clients send raw deflate. The
+    zlib reading is kept until it has succeeded, so that a body which turns out to be raw
+    deflate is read again from its start without output of the failed attempt."""
+    pieces: list[bytes] = []
     try:
-        reader = _ZSTD.stream_reader(BytesIO(body), read_across_frames=True)
-        out = reader.read(limit + 1)
-    except zstandard.ZstdError as exc:
-        raise RequestError("bad_compression", f"invalid zstd data: {exc}") from None
-    if len(out) > limit:
-        raise _too_large(limit)
-    # The streaming reader stops silently where its input ends: a body cut inside a frame
-    # would decode to a prefix of the batch. Accept only whole frames.
-    problem = _zstd_incomplete(body)
-    if problem:
-        raise RequestError("bad_compression", f"{problem} zstd data")
-    return out
+        for piece in _inflate_steps(body, zlib.MAX_WBITS, limit, "deflate"):
+            pieces.append(piece)
+            yield b""
+    except RequestError as exc:
+        if exc.reason != "bad_compression":
+            raise
+        yield from _inflate_steps(body, -zlib.MAX_WBITS, limit, "deflate")
+        return
+    yield from pieces
+
+
+def _inflate_steps(body: bytes, wbits: int, limit: int, name: str) -> Iterator[bytes]:
+    """Inflate a zlib, raw-deflate or gzip stream (gzip: every member) in calls bounded in
+    input and output, yielding the output; an empty piece reports progress.
+
+    One position moves forward through the body, so no member copies the rest of it (zlib's
+    `unused_data` and `unconsumed_tail` are copies of what it was given). The input is given in
+    slices that start small and grow after the first member, so a member of a few bytes costs
+    no large copy either.
+    zlib leaves what it did not take in `unconsumed_tail`; ISA-L takes all input and holds it:
+    both cases are "given minus returned". Members after the first use the stdlib decoder,
+    which starts up faster (a body of tiny members costs about a microsecond per member).
+    """
+    view = memoryview(body)
+    n = len(body)
+    pos = total = members = 0
+    decoder: Any = _zlib
+    feed_size = STEP_IN_BYTES  # the first member: most bodies have no other
+    while True:
+        d = decoder.decompressobj(wbits)
+        while True:
+            feed = view[pos : pos + feed_size]
+            try:
+                out = d.decompress(feed, min(STEP_OUT_BYTES, limit + 1 - total))
+            except (zlib.error, _zlib.error) as exc:
+                raise RequestError("bad_compression", f"invalid {name} data: {exc}") from None
+            consumed = len(feed) - len(d.unconsumed_tail)
+            if d.eof:
+                consumed -= len(d.unused_data)
+            pos += consumed
+            if out:
+                total += len(out)
+                if total > limit:
+                    raise _too_large(limit)
+                yield out
+            if d.eof:
+                break
+            if not out and not consumed:
+                # Nothing taken, nothing given: every byte was given and the stream ends early.
+                what = "truncated" if pos >= n else "invalid"
+                raise RequestError("bad_compression", f"{what} {name} data")
+            feed_size = min(feed_size * 4, STEP_IN_BYTES)
+        if wbits != _GZIP_WBITS or pos >= n:
+            return
+        if body[pos] == 0 and _NOT_NUL.search(body, pos) is None:
+            return  # NUL padding after the last member
+        decoder = zlib
+        feed_size = 512
+        members += 1
+        if members % _TICK_MEMBERS == 0:
+            yield b""
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_SKIPPABLE = b"\x2a\x4d\x18"  # bytes 1-3 of the magic 0x184D2A5? of a skippable frame
+_ZSTD_BLOCK_MAX = 128 * 1024  # RFC 8878 §3.1.1.2.3: no block decompresses to more
 
 
-def _zstd_incomplete(body: bytes) -> str | None:
-    """None when `body` is a sequence of whole zstd frames (RFC 8878 §3.1), else what is wrong.
+def _unzstd_steps(body: bytes, limit: int) -> Iterator[bytes]:
+    """zstd, frame after frame, fed to one streaming decoder in slices of whole blocks.
 
-    Walks frame and block headers only (no decompression): a few header reads per 128 KiB
-    block. The content of the blocks was already checked by the decoder.
+    The frame and block headers are walked here (RFC 8878 §3.1): that bounds what one call may
+    produce (a block is at most 128 KiB, an RLE or raw block says its size) so each call gets
+    at most :data:`STEP_OUT_BYTES` of output and :data:`STEP_IN_BYTES` of input, and it finds a
+    body cut inside a frame (which the streaming decoder would silently read as a prefix of the
+    batch) or followed by junk. The content of the blocks is checked by the decoder.
     """
+    view = memoryview(body)
+    dobj = _ZSTD.decompressobj(read_across_frames=True)
+    total = 0
+    start = 0  # first byte not yet given to the decoder
+    out_bound = 0  # most output the bytes [start, i) can produce
+    for i, block_out in _zstd_blocks(body):
+        if i - start >= STEP_IN_BYTES or out_bound + block_out > min(
+            STEP_OUT_BYTES, limit + 1 - total
+        ):
+            total = yield from _zstd_feed(dobj, view[start:i], limit, total)
+            start, out_bound = i, 0
+        out_bound += block_out
+    yield from _zstd_feed(dobj, view[start:], limit, total)
+
+
+def _zstd_feed(dobj: Any, data: memoryview, limit: int, total: int) -> Generator[bytes, None, int]:
+    if not data:
+        return total
+    try:
+        out = dobj.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise RequestError("bad_compression", f"invalid zstd data: {exc}") from None
+    total += len(out)
+    if total > limit:
+        raise _too_large(limit)
+    yield out
+    return total
+
+
+def _zstd_blocks(body: bytes) -> Iterator[tuple[int, int]]:
+    """(start offset, most output) of every block and skippable frame of a zstd body; raises
+    the 400 of a body that is not a sequence of whole frames."""
     n = len(body)
     i = 0
     while i < n:
         magic = body[i : i + 4]
         if magic == _ZSTD_MAGIC:
             if i + 5 > n:
-                return "truncated"
+                raise _zstd_problem("truncated")
             fhd = body[i + 4]
             single_segment = fhd & 0x20
             i += 5 + (0 if single_segment else 1)  # magic, descriptor, window descriptor
@@ -194,27 +363,33 @@ def _zstd_incomplete(body: bytes) -> str | None:
             i += ((1 if single_segment else 0), 2, 4, 8)[fhd >> 6]  # frame content size
             while True:
                 if i + 3 > n:
-                    return "truncated"
+                    raise _zstd_problem("truncated")
                 header = int.from_bytes(body[i : i + 3], "little")
                 kind = (header >> 1) & 0x03
                 if kind == 3:
-                    return "invalid"  # reserved block type
-                i += 3 + (1 if kind == 1 else header >> 3)  # an RLE block holds one byte
+                    raise _zstd_problem("invalid")  # reserved block type
+                size = header >> 3
+                yield i, (_ZSTD_BLOCK_MAX if kind == 2 else size)
+                i += 3 + (1 if kind == 1 else size)  # an RLE block holds one byte
                 if header & 0x01:  # last block
                     break
             if fhd & 0x04:
                 i += 4  # content checksum
             if i > n:
-                return "truncated"
+                raise _zstd_problem("truncated")
         elif magic[1:] == _ZSTD_SKIPPABLE and magic[0] & 0xF0 == 0x50:
             if i + 8 > n:
-                return "truncated"
+                raise _zstd_problem("truncated")
+            yield i, 0
             i += 8 + int.from_bytes(body[i + 4 : i + 8], "little")
             if i > n:
-                return "truncated"
+                raise _zstd_problem("truncated")
         else:
-            return "invalid" if i == 0 else "trailing bytes after the"
-    return None
+            raise _zstd_problem("invalid" if i == 0 else "trailing bytes after the")
+
+
+def _zstd_problem(what: str) -> RequestError:
+    return RequestError("bad_compression", f"{what} zstd data")
 
 
 def _unsnappy(body: bytes, limit: int) -> bytes:
@@ -245,8 +420,442 @@ def body_format(content_type: str) -> BodyFormat:
     return BodyFormat.JSON
 
 
+def parse_steps(
+    data: bytes,
+    fmt: BodyFormat,
+    max_record_bytes: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[ParsedBody | None]:
+    """Split a decompressed body into records, in bounded steps (see the module docstring).
+
+    Yields pieces of the batch (each a :class:`ParsedBody` to extract on its own) or None
+    (work done, nothing to hand over yet); raises RequestError only if the body is not
+    decodable at all — possibly after some pieces, which the caller then drops.
+    """
+    chunk_bytes = max(1, min(chunk_bytes, max_record_bytes // 2))
+    if fmt is BodyFormat.TEXT:
+        yield from _text_steps(data, max_record_bytes, chunk_bytes)
+        return
+    if fmt is BodyFormat.NDJSON:
+        yield from _lines_steps(data, 0, len(data), max_record_bytes, chunk_bytes)
+        return
+    lo, hi = _strip_bounds(data)
+    if lo == hi:
+        return
+    first = data[lo]
+    if first == 0x5B:  # [
+        yield from _array_steps(data, lo, hi, max_record_bytes, chunk_bytes)
+    elif first == 0x7B:  # {
+        yield from _object_steps(data, lo, hi, max_record_bytes, chunk_bytes)
+    else:
+        _not_a_batch(data[lo:hi])
+
+
+def _strip_bounds(data: bytes) -> tuple[int, int]:
+    """`data.strip()` as bounds, without copying the body."""
+    lo = _LEADING_WS.match(data).end()  # type: ignore[union-attr]
+    hi = len(data)
+    if hi > lo and data[hi - 1] not in _WHITESPACE:
+        return lo, hi
+    while hi > lo:
+        tail = data[max(lo, hi - 65536) : hi]
+        kept = len(tail.rstrip())
+        hi -= len(tail) - kept
+        if kept:
+            break
+    return lo, hi
+
+
+_LEADING_WS = re.compile(rb"[ \t\n\r\x0b\x0c]*+")
+_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
+
+
+def _not_a_batch(data: bytes) -> None:
+    """Raise the 400 of a body that is neither an array nor an object (nor object lines)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError("invalid_body", f"body is not valid JSON: {exc}") from None
+    raise RequestError("invalid_body", f"expected a JSON array or object, got {type(doc).__name__}")
+
+
+def _object_steps(
+    data: bytes, lo: int, hi: int, max_record_bytes: int, chunk_bytes: int
+) -> Iterator[ParsedBody | None]:
+    """One object (Datadog), or several objects one per line sent without an NDJSON type."""
+    size = hi - lo
+    if size <= max_record_bytes:
+        obj = data[lo:hi] if size < len(data) else data
+        try:
+            doc = orjson.loads(obj)
+        except orjson.JSONDecodeError as exc:
+            if b"\n" in obj:
+                yield from _lines_steps(data, lo, hi, max_record_bytes, chunk_bytes)
+                return
+            out = ParsedBody([])
+            _parse_one(obj, out, max_record_bytes, str(exc))
+            if out.records:
+                yield out
+                return
+            raise RequestError("invalid_body", f"body is not valid JSON: {exc}") from None
+        if type(doc) is dict:
+            if doc:  # `{}`: the Datadog Agent's connectivity probe
+                yield ParsedBody([doc])
+            return
+        _not_a_batch(obj)  # pragma: no cover - a body starting with { is an object or invalid
+    # Too large to be one record: object lines, if its first line is a whole JSON value.
+    nl = data.find(b"\n", lo, hi)
+    if nl != -1 and nl - lo <= max_record_bytes:
+        try:
+            orjson.loads(data[lo:nl])
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            yield from _lines_steps(data, lo, hi, max_record_bytes, chunk_bytes)
+            return
+    out = ParsedBody([])
+    _parse_one(data[lo:hi], out, max_record_bytes)
+    yield out
+
+
+# ----------------------------------------------------------------- JSON arrays
+
+
+# Where one object of an array ends and the next begins: the likely place to cut a chunk.
+_OBJECT_BOUNDARY = re.compile(rb"\}[ \t\r\n]*+,[ \t\r\n]*+\{")
+_CUT_ATTEMPTS = 3
+
+
+def _array_steps(
+    data: bytes, lo: int, hi: int, max_record_bytes: int, chunk_bytes: int
+) -> Iterator[ParsedBody | None]:
+    """A JSON array `data[lo:hi]`, about `chunk_bytes` of elements at a time.
+
+    Fast path: guess a cut between two elements (a `},{` after `chunk_bytes`) and parse the
+    elements before it with one call. If `[` + those bytes + `]` is valid JSON, the cut was a
+    real element boundary: the bytes start at an element, and a cut inside a string or a nested
+    value cannot close with one `]`. Otherwise (bad elements, or no good cut) the exact splitter
+    walks that part element by element. Chunks parsed whole stay at most `2 × chunk_bytes` ≤
+    `max_record_bytes`, so any larger element is met by the splitter, which never parses it.
+    """
+    if data[hi - 1] != 0x5D:  # ]
+        raise RequestError("invalid_body", "body is not valid JSON: the array is not closed")
+    max_chunk = 2 * chunk_bytes
+    view = memoryview(data)
+    close = hi - 1  # the array's closing bracket
+    pos = lo + 1  # start of the next element (after `[` or a top-level comma)
+    while True:
+        if close - pos <= max_chunk:  # the rest, up to the closing bracket
+            if pos > lo + 1 and not data[pos:close].strip():
+                raise RequestError("invalid_body", "body is not valid JSON: trailing comma")
+            whole = pos == lo + 1 and lo == 0 and hi == len(data)
+            pieces = _chunk_pieces(data if whole else b"".join((b"[", view[pos:close], b"]")))
+            if pieces is not None:
+                yield from pieces
+                return
+        else:
+            for cut, after in _cuts(data, pos + chunk_bytes, pos + max_chunk):
+                pieces = _chunk_pieces(b"".join((b"[", view[pos:cut], b"]")))
+                if pieces is not None:
+                    yield from pieces
+                    pos = after
+                    break
+                yield None
+            else:
+                pieces = None
+            if pieces is not None:
+                continue
+        spans, pos, closed = yield from _split_array(data, pos, hi, chunk_bytes)
+        yield from _span_steps(data, spans, max_record_bytes)
+        if closed:
+            return
+
+
+def _cuts(data: bytes, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """Candidate cuts in `data[lo:hi]`: (end of the elements before, start of the next)."""
+    n = 0
+    for m in _OBJECT_BOUNDARY.finditer(data, lo, hi):
+        yield m.start() + 1, m.end() - 1
+        n += 1
+        if n == _CUT_ATTEMPTS:
+            return
+    if n == 0:  # not an array of objects: try plain commas
+        i = data.find(b",", lo, hi)
+        while i != -1 and n < _CUT_ATTEMPTS:
+            yield i, i + 1
+            n += 1
+            i = data.find(b",", i + 1, hi)
+
+
+def _chunk_pieces(buf: bytes) -> list[ParsedBody] | None:
+    """`[` elements `]` parsed in one call, as pieces for extraction; None if it is not valid
+    JSON (then the elements are split and parsed one by one)."""
+    if not may_hold_event(buf):
+        try:  # validate and count: every record is noise
+            n = len(simdjson.Parser().parse(buf))
+        except (ValueError, RuntimeError):  # NaN, >64-bit ints, bad UTF-8, too deep, not JSON
+            return None
+        return _noise(n)
+    if not may_have_name_keys(buf):
+        # No record has an event-name key of its own, so only `message`/`log` strings can carry
+        # events: parse lazily and let extraction read just those (see LazyRecord).
+        try:
+            # A new parser per chunk: lazy records keep their parser alive, and a parser may
+            # not be reused while any of them exists (creating one costs under a microsecond).
+            doc: Any = simdjson.Parser().parse(buf)
+        except (ValueError, RuntimeError):
+            return None
+        if len(doc) * _LAZY_MIN_RECORD_BYTES <= len(buf):
+            return [ParsedBody(doc)]  # iterated lazily by extraction
+        del doc
+    try:
+        records = orjson.loads(buf)
+    except orjson.JSONDecodeError:
+        return None
+    return [ParsedBody(records[i : i + STEP_RECORDS]) for i in range(0, len(records), STEP_RECORDS)]
+
+
+def _noise(n: int) -> list[ParsedBody]:
+    """`n` records that cannot carry an event, as pieces for extraction to count."""
+    return [ParsedBody([None] * min(_STEP_NOISE, n - i)) for i in range(0, n, _STEP_NOISE)]
+
+
+def _span_steps(
+    data: bytes, spans: list[tuple[int, int]], max_record_bytes: int
+) -> Iterator[ParsedBody | None]:
+    """Elements found by the splitter: runs of ordinary ones parsed together if they can be,
+    else one by one; elements above `max_record_bytes` never parsed."""
+    view = memoryview(data)
+    run: list[tuple[int, int]] = []
+    for span in [*spans, None]:
+        if span is not None and span[1] - span[0] <= max_record_bytes:
+            run.append(span)
+            continue
+        if run:
+            pieces = _chunk_pieces(b"".join((b"[", view[run[0][0] : run[-1][1]], b"]")))
+            if pieces is None:
+                yield from _parts_steps([data[a:b] for a, b in run], max_record_bytes)
+            else:
+                yield from pieces
+            run = []
+        if span is not None:
+            yield from _parts_steps([data[span[0] : span[1]]], max_record_bytes)
+
+
+def _balanced_group(depth: int) -> bytes:
+    """A regex for one `[...]`/`{...}` group without strings, nested at most `depth` deep
+    (bracket kinds are not matched here: parsing the element checks them)."""
+    group = rb'[\[{][^"\[\]{}]*+[\]}]'
+    for _ in range(depth - 1):
+        group = rb'[\[{](?:[^"\[\]{}]++|' + group + rb")*+[\]}]"
+    return group
+
+
+_GROUP = _balanced_group(6)
+# What the splitter skips in one C call: everything but strings and the brackets or commas
+# that matter at the current depth — at the element's own level a comma ends the element,
+# deeper it does not. Possessive: a group it cannot take (deeper than 6, or longer than the
+# window) stops it where the group starts, after at most 6 levels or one window of looking.
+_SKIP_IN_ELEMENT = re.compile(rb'(?:[^"\[\]{},]++|' + _GROUP + rb")*+")
+_SKIP_NESTED = re.compile(rb'(?:[^"\[\]{}]++|' + _GROUP + rb")*+")
+# The rest of a string after its opening quote, up to (not including) its closing quote. It
+# never fails and never backtracks, so a string without an end costs one pass, not one per quote.
+_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
+#: Deeper than this, the splitter counts brackets a block at a time (see _split_array).
+_BULK_DEPTH = 64
+_BULK_BYTES = 4096
+
+
+def _split_array(
+    data: bytes, pos: int, hi: int, want_bytes: float
+) -> Generator[None, None, tuple[list[tuple[int, int]], int, bool]]:
+    """The exact splitter: walk the elements of the array whose element starts at `data[pos]`,
+    without parsing them, until they add up to `want_bytes` or the array closes.
+
+    Returns (element spans, where the next element starts, whether the array closed). C scans
+    do the walking — quote-free runs and shallow groups in one regex call per window, strings
+    one window at a time, and deep nesting a block at a time (a block without quotes that
+    holds fewer closing brackets than the depth above the element's level cannot end the
+    element: its brackets are just counted). Python sees only the remaining tokens; it
+    yields None every few thousand. Raises the 400 of a malformed array (unterminated string,
+    unbalanced or unclosed, empty or trailing element).
+    """
+    depth = 1
+    start = pos
+    spans: list[tuple[int, int]] = []
+    size = 0
+    i = pos
+    tokens = 0
+    while True:
+        tokens += 1
+        if tokens % _TICK_TOKENS == 0:
+            yield None
+        if depth > _BULK_DEPTH:  # a block of at most depth - 2 bytes cannot close the element
+            stop = min(hi, i + _BULK_BYTES, i + depth - 2)
+            quote = data.find(b'"', i, stop)
+            block = data[i : stop if quote == -1 else quote]
+            closes = block.count(b"]") + block.count(b"}")
+            if block and depth - closes > 1:
+                depth += block.count(b"[") + block.count(b"{") - closes
+                i += len(block)
+                continue
+        end = min(hi, i + _SCAN_WINDOW)
+        i = (_SKIP_IN_ELEMENT if depth == 1 else _SKIP_NESTED).match(data, i, end).end()  # type: ignore[union-attr]
+        if i == end:
+            if end == hi:
+                raise _malformed("the array is not closed", hi)
+            continue
+        j = i
+        c = data[j]
+        i = j + 1
+        if c == 0x22:  # "
+            i = yield from _string_end(data, i, hi)
+        elif c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+        elif c == 0x5D or c == 0x7D:  # ] }
+            depth -= 1
+            if depth:
+                continue
+            if c != 0x5D or data[i:hi].strip():
+                raise _malformed("unbalanced brackets", j)
+            span = _stripped(data, start, j)
+            if span is not None:
+                spans.append(span)
+            elif start > pos or data[pos - 1 : pos] == b",":
+                raise _malformed("trailing comma", j)
+            return spans, i, True
+        else:  # a comma between elements (deeper ones are skipped)
+            span = _stripped(data, start, j)
+            if span is None:
+                raise _malformed("empty element", j)
+            spans.append(span)
+            size += span[1] - span[0]
+            start = i
+            if size >= want_bytes:
+                return spans, start, False
+
+
+def _string_end(data: bytes, i: int, hi: int) -> Generator[None, None, int]:
+    """Index after the closing quote of the string whose content starts at `data[i]`."""
+    while True:
+        end = min(hi, i + _SCAN_WINDOW)
+        j = _STRING_REST.match(data, i, end).end()  # type: ignore[union-attr]
+        if j < end and data[j] == 0x22:
+            return j + 1
+        if end == hi:
+            raise _malformed("unterminated string", hi)
+        i = j  # the window ended inside the string (perhaps just before an escaped byte)
+        yield None
+
+
+def _stripped(data: bytes, a: int, b: int) -> tuple[int, int] | None:
+    """The bounds of `data[a:b]` without surrounding whitespace; None when only whitespace."""
+    part = data[a:b]
+    kept = part.lstrip()
+    if not kept:
+        return None
+    a += len(part) - len(kept)
+    return a, a + len(kept.rstrip())
+
+
+def _malformed(what: str, at: int) -> RequestError:
+    return RequestError("invalid_body", f"body is not valid JSON: {what} at byte {at}")
+
+
+# ----------------------------------------------------------------- lines
+
+
+def _lines_steps(
+    data: bytes, lo: int, hi: int, max_record_bytes: int, chunk_bytes: int
+) -> Iterator[ParsedBody | None]:
+    """NDJSON: one JSON record per line of `data[lo:hi]`, a window of lines at a time."""
+    for window in _windows(data, lo, hi, chunk_bytes):
+        parts = [ln for ln in window.split(b"\n") if ln.strip()]
+        yield from _parts_steps(parts, max_record_bytes)
+
+
+def _windows(data: bytes, lo: int, hi: int, size: int) -> Iterator[bytes]:
+    """`data[lo:hi]` in pieces of about `size` bytes that end at a newline."""
+    pos = lo
+    while pos < hi:
+        end = hi if hi - pos <= size else data.find(b"\n", pos + size, hi)
+        if end == -1:
+            end = hi
+        yield data[pos:end]
+        pos = end + 1
+
+
+def _parts_steps(parts: list[bytes], max_record_bytes: int) -> Iterator[ParsedBody]:
+    """Records parsed one by one, handed over :data:`STEP_RECORDS` at a time."""
+    for i in range(0, len(parts), STEP_RECORDS):
+        out = ParsedBody([])
+        for part in parts[i : i + STEP_RECORDS]:
+            _parse_one(part.strip(), out, max_record_bytes)
+        yield out
+
+
+def _parse_one(
+    part: bytes, out: ParsedBody, max_record_bytes: int, fast_error: str | None = None
+) -> None:
+    """Parse one record into `out`: a record (None if it cannot carry an event), a lenient
+    record, or a dead letter."""
+    if len(part) > max_record_bytes:
+        if may_hold_event(part):
+            out.bad.append(_oversized(len(part), max_record_bytes))
+        else:
+            out.records.append(None)
+        return
+    if fast_error is None:
+        try:
+            value = orjson.loads(part)
+        except orjson.JSONDecodeError as exc:
+            fast_error = str(exc)
+        else:
+            out.records.append(value if may_hold_event(part) else None)
+            return
+    value, bad = parse_lenient(part, fast_error)
+    if bad is not None:
+        out.bad.append(bad)
+    elif may_hold_event(part):
+        out.lenient.add(len(out.records))
+        out.records.append(value)
+    else:
+        out.records.append(None)
+
+
+def _text_steps(data: bytes, max_record_bytes: int, chunk_bytes: int) -> Iterator[ParsedBody]:
+    """Text: each line is a record's `message`, which can only carry an event if it is a JSON
+    object with an event-name key: lines holding such a key (in any JSON spelling, see
+    :data:`_TEXT_NAME_KEY`) become records, the rest are counted as noise unread."""
+    for window in _windows(data, 0, len(data), chunk_bytes):
+        # Lines end at \n (or \r\n) only, as in NDJSON and Vector's newline framing: not
+        # str.splitlines, which also breaks on \f, \x85, U+2028... inside one log line. A
+        # window ends at a newline, which is never inside a UTF-8 sequence: decoding window by
+        # window is decoding the whole body.
+        lines = window.decode("utf-8", "replace").split("\n")
+        blank = lines.count("") + sum(map(str.isspace, lines))
+        # A name key starts with `"e` or `"\\` (an escape): two C scans rule out most lines.
+        named = [ln for ln in lines if '"e' in ln or '"\\' in ln]
+        candidates = [ln for ln in named if _TEXT_NAME_KEY.search(ln) is not None]
+        noise = len(lines) - blank - len(candidates)
+        for i in range(0, len(candidates), STEP_RECORDS):
+            out = ParsedBody([])
+            for line in candidates[i : i + STEP_RECORDS]:
+                message = line.removesuffix("\r")
+                if len(message) > max_record_bytes and message.lstrip()[:1] == "{":
+                    out.bad.append(_oversized(len(message), max_record_bytes))
+                else:
+                    out.records.append({"message": message})
+            yield out
+        yield from _noise(noise)
+
+
+# --------------------------------------------------------------------------- whole bodies
+
+
 def parse_records(data: bytes, fmt: BodyFormat) -> ParsedBody:
-    """Split a decompressed body into records; raise RequestError only if nothing is decodable."""
+    """Split a whole decompressed body into records at once; raise RequestError only if
+    nothing is decodable. (The server uses :func:`parse_steps`.)"""
     if fmt is BodyFormat.TEXT:
         return _parse_text(data)
     if fmt is BodyFormat.NDJSON:
@@ -258,8 +867,6 @@ def parse_records(data: bytes, fmt: BodyFormat) -> ParsedBody:
         # No record has an event-name key of its own, so only `message`/`log` strings can carry
         # events: parse lazily and let extraction read just those (see LazyRecord).
         try:
-            # A new parser per body: lazy records keep their parser alive, and a parser may
-            # not be reused while any of them exists (creating one costs under a microsecond).
             doc: Any = simdjson.Parser().parse(stripped)
         except (ValueError, RuntimeError):  # NaN, >64-bit ints, bad UTF-8, too deep, not JSON
             return _parse_json_slow(stripped)
@@ -278,10 +885,7 @@ def parse_records(data: bytes, fmt: BodyFormat) -> ParsedBody:
 
 def _parse_json_slow(data: bytes) -> ParsedBody:
     if data[:1] == b"[":
-        parts = split_json_array(data)
-        if parts is None:
-            raise RequestError("invalid_body", _why_invalid(data))
-        return _parse_parts(parts)
+        return _parse_parts(_split_or_raise(data))
     if data[:1] == b"{" and b"\n" in data:
         # Several JSON objects, one per line, sent without an NDJSON content type.
         return _parse_lines(data)
@@ -289,20 +893,12 @@ def _parse_json_slow(data: bytes) -> ParsedBody:
         out = _parse_parts([data])
         if out.records:
             return out
-    raise RequestError("invalid_body", _why_invalid(data))
-
-
-def _why_invalid(data: bytes) -> str:
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return f"body is not valid JSON: {exc}"
-    return "body is not valid JSON"  # pragma: no cover
+    _not_a_batch(data)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _parse_text(data: bytes) -> ParsedBody:
-    # Lines end at \n (or \r\n) only, as in NDJSON and Vector's newline framing: not
-    # str.splitlines, which also breaks on \f, \x85, U+2028... inside one log line.
+    # Lines end at \n (or \r\n) only (see _text_steps).
     text = data.decode("utf-8", "replace")
     return ParsedBody(
         [{"message": line.removesuffix("\r")} for line in text.split("\n") if line.strip()]
@@ -334,9 +930,8 @@ def _parse_parts(parts: list[bytes]) -> ParsedBody:
 def parse_lenient(part: bytes, fast_error: str) -> tuple[Any, BadRecord | None]:
     """Parse what orjson refused with the stdlib parser, which accepts NaN, huge integers and
     (after surrogate-escaping) invalid UTF-8; the extraction step then rejects such values."""
-    raw = part[:4096].decode("utf-8", "replace")
     if "recursion" in fast_error or "depth" in fast_error:
-        return None, BadRecord("too_deep", "JSON nesting exceeds the parser limit", raw)
+        return None, BadRecord("too_deep", "JSON nesting exceeds the parser limit", _raw(part))
     try:
         text = part.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -347,54 +942,35 @@ def parse_lenient(part: bytes, fast_error: str) -> tuple[Any, BadRecord | None]:
     try:
         value = json.loads(text)
     except RecursionError:
-        return None, BadRecord("too_deep", "JSON nesting exceeds the parser limit", raw)
+        return None, BadRecord("too_deep", "JSON nesting exceeds the parser limit", _raw(part))
     except ValueError as exc:
         reason = "invalid_utf8" if utf8_error else "invalid_json"
-        return None, BadRecord(reason, utf8_error or f"invalid JSON: {exc}", raw)
+        return None, BadRecord(reason, utf8_error or f"invalid JSON: {exc}", _raw(part))
     return value, None
 
 
-# A JSON string (with escapes), or one structural character.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+def _raw(part: bytes) -> str:
+    """What a dead letter keeps of a record that could not be parsed."""
+    return part[:4096].decode("utf-8", "replace")
 
 
 def split_json_array(data: bytes) -> list[bytes] | None:
-    """Split a JSON array into the byte slices of its elements without parsing them.
+    """Split a JSON array into the byte slices of its elements without parsing them, in time
+    linear in its size. None when the array itself is malformed (unbalanced, unterminated)."""
+    try:
+        return _split_or_raise(data)
+    except RequestError:
+        return None
 
-    Used only when the whole body failed to parse, so one bad element can be dead-lettered
-    alone. Returns None when the array itself is malformed (unbalanced or unterminated).
-    """
-    depth = 0
-    start = 0
-    parts: list[bytes] = []
-    for m in _TOKEN.finditer(data):
-        tok = m.group()
-        c = tok[:1]
-        if c == b'"':
-            continue
-        if c in b"[{":
-            depth += 1
-            if depth == 1:
-                if c != b"[" or m.start() != 0:
-                    return None
-                start = m.end()
-        elif c in b"]}":
-            depth -= 1
-            if depth < 0:
-                return None
-            if depth == 0:
-                if c != b"]" or data[m.end() :].strip():
-                    return None
-                last = data[start : m.start()].strip()
-                if last:
-                    parts.append(last)
-                elif parts:
-                    return None  # trailing comma
-                return parts
-        elif depth == 1:  # a comma between elements
-            part = data[start : m.start()].strip()
-            if not part:
-                return None
-            parts.append(part)
-            start = m.end()
-    return None
+
+def _split_or_raise(data: bytes) -> list[bytes]:
+    lo, hi = _strip_bounds(data)
+    if lo == hi or data[lo] != 0x5B:
+        raise _malformed("not an array", lo)
+    gen = _split_array(data, lo + 1, hi, float("inf"))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        spans, _, _ = stop.value
+    return [data[a:b] for a, b in spans]

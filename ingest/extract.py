@@ -21,18 +21,47 @@ import orjson
 from pydantic import ValidationError
 
 from ingest.decode import BadRecord, LazyArray, LazyRecord, ParsedBody, parse_lenient
-from ingest.registry import CompiledEvent, PiiHasher, Registry
+from ingest.registry import EVENT_NAME_RE, CompiledEvent, PiiHasher, Registry
 
 #: Keys of an event body that describe the envelope, not the event's properties.
 _ENVELOPE_KEYS = frozenset(
     {"event", "evt.name", "evt", "event_id", "timestamp", "time", "ts", "service", "host",
      "hostname", "message", "properties"}
 )  # fmt: skip
-_FRACTION = re.compile(r"(\.\d{6})\d+")
+_FRACTION = re.compile(r"([.,][0-9]{6})[0-9]+")
+#: The common timestamp shape, `YYYY-MM-DDTHH:MM:SS[.digits]Z`, ASCII digits only.
+_FAST_UTC = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?[Zz]"
+)
 _EPOCH = datetime(1970, 1, 1)
 #: Event times outside [1970, 2200) are not times but defaults (Go's zero time 0001-01-01,
 #: 9999-12-31 sentinels); they would also overflow date arithmetic downstream.
 _MIN_TS, _MAX_TS = 0.0, 7258118400.0
+_MIN_YEAR, _MAX_YEAR = 1970, 2199
+
+# ---------------------------------------------------------------------- the canonical form
+#
+# What both warehouses load, checked against their documentation and against DuckDB's
+# `read_json` and the Redshift emulator (PostgreSQL) in tests/hostile/test_accepted_loads.py.
+# A lake object is loaded whole or not at all, so one value outside these bounds would take
+# every good event of its object out of the warehouse: such a record is rejected alone.
+
+#: Redshift's COPY refuses a JSON object above 4 MB, whatever LOGSHIP_MAX_RECORD_BYTES says.
+MAX_LINE_BYTES = 4_000_000
+#: A string inside SUPER is a VARCHAR: at most 65,535 bytes (UTF-8).
+MAX_STRING_BYTES = 65535
+#: Object keys inside `properties`: non-empty, at most a Redshift identifier's 127 bytes (a
+#: longer or empty one cannot be named in a SUPER path).
+MAX_KEY_BYTES = 127
+#: Nesting of `properties` (the object itself is level 1): orjson serialises at most 254
+#: levels (the line adds one) and SUPER holds at most 1,000.
+MAX_PROPERTIES_DEPTH = 250
+#: Integers are BIGINT: a JSON integer beyond 64 signed bits has no SUPER type.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Column widths of `events` (loader/sql.py), in bytes as Redshift's VARCHAR counts them:
+#: event_id VARCHAR(512) holds 128 characters of up to 4 bytes, the others VARCHAR(1024) 256.
+MAX_EVENT_ID_CHARS = 128
+MAX_TEXT_COLUMN_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -71,6 +100,8 @@ class Extractor:
         self.hasher = hasher or PiiHasher()
         self._events = registry.events
         self._entities = registry.entities
+        self._max_line_bytes = min(limits.max_record_bytes, MAX_LINE_BYTES)
+        self._max_depth = min(limits.max_json_depth, MAX_PROPERTIES_DEPTH)
 
     # ------------------------------------------------------------------ per batch
 
@@ -179,19 +210,14 @@ class Extractor:
             props = {k: v for k, v in props.items() if k not in _ENVELOPE_KEYS}
         self._apply_pii(ev, props)
         if ev.may_nest:
-            depth = _depth(props)
-            if depth > self.limits.max_json_depth:
-                raise Reject(
-                    "too_deep",
-                    f"properties nest {depth} levels, limit {self.limits.max_json_depth}",
-                )
+            _check_nested(props, self._max_depth, 1)
 
         occurred = _occurred_at(body, rec, received)
         occurred_ts, occurred_at = occurred
         service = _service(rec, body)
         host = _host(rec, body)
         event_id = body.get("event_id")
-        if type(event_id) is not str or not event_id or len(event_id) > 128:
+        if type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_CHARS:
             # With no time of its own the event's time is the receive time, which a redelivery
             # changes: leave it out, so a resent batch keeps its ids (identical time-less
             # events then share one id — give events a timestamp or an event_id).
@@ -208,21 +234,30 @@ class Extractor:
         }
         for ent in self._entities:
             v = props.get(ent)  # declared string ids are already strings after validation
-            # Cut like `_entity` does: the warehouse column holds 256 characters (<= 1024 bytes)
-            # and one longer id would fail the COPY of a whole lake object.
-            canonical[ent] = (
-                (v[:256] or None)
-                if type(v) is str
-                else _entity(v, props_src.get(ent), body.get(ent))
-            )
+            if type(v) is str:
+                # The warehouse column holds 256 characters (<= 1024 bytes): one longer id
+                # would fail the COPY of a whole lake object.
+                canonical[ent] = v[:MAX_TEXT_COLUMN_CHARS] or None
+            elif ent in ev.drop_fields:  # `pii: drop`: not in a column either
+                canonical[ent] = None
+            else:
+                canonical[ent] = _entity(v, props_src.get(ent), body.get(ent))
         canonical["properties"] = props
         try:
             line = orjson.dumps(canonical, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError as exc:
-            reason = "number_out_of_range" if "Integer" in str(exc) else "invalid_utf8"
-            raise Reject(reason, f"cannot encode event: {exc}") from None
-        if len(line) > self.limits.max_record_bytes:
-            raise Reject("record_too_large", f"event is {len(line)} bytes after normalising")
+            # Integers and nesting are checked above (validation, `_check_nested`): what is
+            # left that orjson refuses is a string with lone surrogates (invalid UTF-8).
+            raise Reject("invalid_utf8", f"cannot encode event: {exc}") from None
+        if len(line) > self._max_line_bytes:
+            raise Reject(
+                "record_too_large",
+                f"event is {len(line)} bytes after normalising, limit {self._max_line_bytes}",
+            )
+        if b"\\u0000" in line and _holds_nul(canonical):
+            raise Reject("invalid_character", "a value holds U+0000, which Redshift refuses")
+        if len(line) > MAX_STRING_BYTES:  # only then can one string be longer
+            _check_string_bytes(props)
         return line, occurred_ts
 
     def _apply_pii(self, ev: CompiledEvent, props: dict) -> None:
@@ -314,8 +349,10 @@ def _lazy_candidates(records: LazyArray) -> list[Any]:
 
 def _dumps_any(value: Any) -> bytes:
     """orjson, or — for what orjson refuses (lone surrogates from invalid UTF-8, integers beyond
-    64 bits) — a sanitised copy: bad bytes become U+FFFD and NaN becomes null, so a dead letter
-    is always valid JSON that any reader (DuckDB, Redshift, jq) accepts."""
+    64 bits) — a sanitised copy: bad bytes become U+FFFD, NaN becomes null and an integer
+    beyond 64 bits its decimal text (as a number, orjson and DuckDB would read it as a float,
+    or fail on infinity), so a dead letter is always valid JSON that any reader (DuckDB,
+    Redshift, jq) accepts."""
     try:
         return orjson.dumps(value)
     except (orjson.JSONEncodeError, TypeError):
@@ -327,6 +364,8 @@ def _json_safe(v: Any) -> Any:
         return v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
+        return str(v)
     if isinstance(v, dict):
         return {_json_safe(k): _json_safe(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -358,12 +397,63 @@ def _check_lenient(v: Any, depth: int = 0) -> None:
             _check_lenient(x, depth + 1)
 
 
-def _depth(v: Any) -> int:
+def _check_nested(v: Any, limit: int, depth: int) -> None:
+    """What validation does not bound in free-form values (`object`/`array` fields, kept
+    undeclared fields): nesting at most `limit` levels, integers within 64 signed bits, keys
+    non-empty and at most MAX_KEY_BYTES. Stops at the limit, so recursion stays bounded."""
+    if depth > limit:
+        raise Reject("too_deep", f"properties nest more than {limit} levels")
     if type(v) is dict:
-        return 1 + max((_depth(x) for x in v.values() if type(x) in (dict, list)), default=0)
+        for k, x in v.items():
+            if not k or (len(k) > MAX_KEY_BYTES // 4 and _utf8_len(k) > MAX_KEY_BYTES):
+                raise Reject(
+                    "invalid_key", f"key {k[:64]!r} is empty or above {MAX_KEY_BYTES} bytes"
+                )
+            _check_value(x, limit, depth)
+    else:
+        for x in v:
+            _check_value(x, limit, depth)
+
+
+def _check_value(x: Any, limit: int, depth: int) -> None:
+    t = type(x)
+    if t is dict or t is list:
+        _check_nested(x, limit, depth + 1)
+    elif t is int and not INT64_MIN <= x <= INT64_MAX:
+        raise Reject("number_out_of_range", "integer outside the 64-bit signed range")
+
+
+def _utf8_len(s: str) -> int:
+    return len(s.encode("utf-8", "surrogatepass"))
+
+
+def _holds_nul(v: Any) -> bool:
+    """Does any string or key hold U+0000? (The line's `\\u0000` may also be the six
+    characters of an escaped backslash followed by "u0000": this walk tells them apart.)"""
+    if type(v) is str:
+        return "\x00" in v
+    if type(v) is dict:
+        return any("\x00" in k or _holds_nul(x) for k, x in v.items())
     if type(v) is list:
-        return 1 + max((_depth(x) for x in v if type(x) in (dict, list)), default=0)
-    return 0
+        return any(_holds_nul(x) for x in v)
+    return False
+
+
+def _check_string_bytes(v: Any) -> None:
+    """Every string and key within MAX_STRING_BYTES of UTF-8 (a SUPER string is a VARCHAR)."""
+    if type(v) is str:
+        if len(v) > MAX_STRING_BYTES // 4 and _utf8_len(v) > MAX_STRING_BYTES:
+            raise Reject(
+                "value_too_large",
+                f"a string of {_utf8_len(v)} bytes, above the warehouse's {MAX_STRING_BYTES}",
+            )
+    elif type(v) is dict:
+        for k, x in v.items():
+            _check_string_bytes(k)
+            _check_string_bytes(x)
+    elif type(v) is list:
+        for x in v:
+            _check_string_bytes(x)
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -375,68 +465,81 @@ def _validation_detail(exc: ValidationError) -> str:
 
 
 def _iso(dt: datetime) -> str:
-    """RFC 3339 UTC with microseconds: 2026-11-23T08:30:00.123456Z (dt must be UTC)."""
-    return dt.isoformat(timespec="microseconds")[:26] + "Z"
+    """The one text form of a time in a lake line: RFC 3339 UTC with microseconds,
+    2026-11-23T08:30:00.123456Z. `dt` is UTC (naive or aware); the text is rendered from its
+    fields (`isoformat` pads the year to four digits), never taken from the input's text."""
+    if dt.microsecond:  # (cheaper than isoformat's timespec="microseconds")
+        return dt.isoformat()[:26] + "Z"
+    return dt.isoformat()[:19] + ".000000Z"
 
 
 Stamp = tuple[float, str]  # (epoch seconds, canonical RFC 3339 text)
 
 
 def parse_timestamp(v: Any) -> Stamp | None:
-    """RFC 3339 text or epoch seconds/milliseconds/µs/ns → (epoch seconds, canonical UTC text).
+    """RFC 3339 / ISO 8601 text or epoch seconds/milliseconds/µs/ns → (epoch seconds, canonical
+    UTC text), the text rendered from the parsed numbers whatever shape the input had.
 
-    Returns None when `v` is absent; raises Reject when it is present but unreadable or outside
-    1970–2200.
+    Returns None when `v` is absent; raises Reject when it is present but unreadable (including
+    any non-ASCII character: `str.isdigit` and `float` accept other scripts' digits) or outside
+    1970–2200 — on every path, text, epoch numbers and epoch strings alike.
     """
-    stamp = _parse_timestamp(v)
-    if stamp is not None and not _MIN_TS <= stamp[0] < _MAX_TS:
-        raise Reject("invalid_timestamp", f"timestamp {str(v)[:64]!r} is outside 1970-2200")
-    return stamp
-
-
-def _parse_timestamp(v: Any) -> Stamp | None:
     if v is None:
         return None
-    if isinstance(v, bool):
+    t = type(v)
+    if t is str:
+        return _from_text(v)
+    if t is int or t is float:
+        return _from_epoch(v)
+    if t is bool:
         raise Reject("invalid_timestamp", f"timestamp {v!r} is not a time")
-    if isinstance(v, int | float):
-        return _from_epoch(float(v))
-    if isinstance(v, str):
-        s = v.strip()
-        fast = _fast_utc(s)
-        if fast is not None:
-            return fast
-        if s.replace(".", "", 1).isdigit():
-            return _from_epoch(float(s))
-        try:
-            dt = datetime.fromisoformat(_FRACTION.sub(r"\1", s))
-        except ValueError:
-            raise Reject("invalid_timestamp", f"timestamp {v[:64]!r} is not RFC 3339") from None
+    raise Reject("invalid_timestamp", f"timestamp of type {t.__name__} is not a time")
+
+
+def _from_text(v: str) -> Stamp:
+    if not v.isascii():
+        raise Reject("invalid_timestamp", f"timestamp {v[:64]!r} has non-ASCII characters")
+    s = v.strip()
+    fast = _fast_utc(s)
+    if fast is not None:
+        return fast
+    if s.replace(".", "", 1).isdigit():  # ASCII digits only: checked above
+        return _from_epoch(float(s))
+    try:
+        dt = datetime.fromisoformat(_FRACTION.sub(r"\1", s))
         dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-        return dt.timestamp(), _iso(dt)
-    raise Reject("invalid_timestamp", f"timestamp of type {type(v).__name__} is not a time")
+    except ValueError:
+        raise Reject("invalid_timestamp", f"timestamp {v[:64]!r} is not RFC 3339") from None
+    except OverflowError:  # an offset pushing 0001-01-01 or 9999-12-31 off the calendar
+        raise Reject("invalid_timestamp", f"timestamp {v[:64]!r} is out of range") from None
+    if not _MIN_YEAR <= dt.year <= _MAX_YEAR:
+        raise Reject("invalid_timestamp", f"timestamp {v[:64]!r} is outside 1970-2200")
+    return dt.timestamp(), _iso(dt)
 
 
 def _fast_utc(s: str) -> Stamp | None:
-    """The common shape, `YYYY-MM-DDTHH:MM:SS[.digits]Z` (Vector, most loggers), without any
-    datetime formatting: validate the date, then build the text from the input's own slices."""
-    n = len(s)
-    if n < 20 or s[-1] not in "Zz" or s[10] not in "Tt " or (n > 20 and s[19] != "."):
+    """The common shape, `YYYY-MM-DDTHH:MM:SS[.digits]Z` (Vector, most loggers), cheaply: the
+    shape is matched exactly (ASCII digits, no week or ordinal dates), the fields parsed into a
+    datetime (which checks the calendar) and the text rendered from it. None when `s` has
+    another shape: then the general parser decides."""
+    m = _FAST_UTC.fullmatch(s)
+    if m is None:
         return None
-    frac = s[20:-1]
-    if frac and not frac.isdigit():
-        return None
-    head = s[:19] if s[10] == "T" else f"{s[:10]}T{s[11:19]}"
+    date, clock, frac = m.groups()
+    try:  # at most 6 fraction digits: microseconds, the rest cut as before
+        dt = datetime.fromisoformat(f"{date}T{clock}{frac[:7]}" if frac else f"{date}T{clock}")
+    except ValueError:  # 2026-02-30, 25:00, a leap second
+        raise Reject("invalid_timestamp", f"timestamp {s[:64]!r} is not a valid time") from None
+    if not _MIN_YEAR <= dt.year <= _MAX_YEAR:
+        raise Reject("invalid_timestamp", f"timestamp {s[:64]!r} is outside 1970-2200")
+    return (dt - _EPOCH).total_seconds(), _iso(dt)
+
+
+def _from_epoch(x: int | float) -> Stamp:
     try:
-        base = datetime.fromisoformat(head)
-    except ValueError:
-        return None
-    us = (frac + "000000")[:6]
-    epoch_s = (base - _EPOCH).total_seconds() + int(us) / 1e6
-    return epoch_s, f"{head}.{us}Z"
-
-
-def _from_epoch(x: float) -> Stamp:
+        x = float(x)
+    except OverflowError:  # an integer beyond any float
+        raise Reject("invalid_timestamp", "timestamp is out of range") from None
     if not math.isfinite(x):
         raise Reject("invalid_timestamp", "timestamp is not finite")
     ax = abs(x)
@@ -446,10 +549,12 @@ def _from_epoch(x: float) -> Stamp:
         x /= 1e6  # microseconds
     elif ax >= 1e11:
         x /= 1e3  # milliseconds
-    try:
-        return x, _iso(datetime.fromtimestamp(x, UTC))
-    except (OverflowError, OSError, ValueError):
-        raise Reject("invalid_timestamp", f"timestamp {x!r} is out of range") from None
+    if not _MIN_TS <= x < _MAX_TS:
+        raise Reject("invalid_timestamp", f"timestamp {x!r} is outside 1970-2200")
+    dt = datetime.fromtimestamp(x, UTC)
+    if dt.year > _MAX_YEAR:  # rounded up to the microsecond, onto 2200-01-01
+        raise Reject("invalid_timestamp", f"timestamp {x!r} is outside 1970-2200")
+    return x, _iso(dt)
 
 
 def _occurred_at(body: dict, rec: dict, received: Stamp) -> Stamp:
@@ -471,9 +576,11 @@ def _occurred_at(body: dict, rec: dict, received: Stamp) -> Stamp:
 
 
 def _str_or_none(v: Any) -> str | None:
+    """A usable service/host/entity text: a string cut to the column's 256 characters, or a
+    64-bit integer; anything else (and a string holding U+0000) is no value."""
     if type(v) is str:
-        return v[:256] or None
-    if type(v) is int:
+        return v[:MAX_TEXT_COLUMN_CHARS] if v and "\x00" not in v else None
+    if type(v) is int and INT64_MIN <= v <= INT64_MAX:
         return str(v)
     return None
 
@@ -516,13 +623,10 @@ def _host(rec: dict, body: dict) -> str | None:
 
 
 def _entity(*candidates: Any) -> str | None:
+    """The first string or integer candidate, as `_str_or_none` reads it."""
     for v in candidates:
-        if v is None:
-            continue
-        if type(v) is str:
-            return v[:256] if v else None
-        if type(v) is int:
-            return str(v)
+        if type(v) is str or type(v) is int:
+            return _str_or_none(v)
     return None
 
 
@@ -540,4 +644,110 @@ def _event_id(
     return h.hexdigest()
 
 
-__all__ = ["BadRecord", "Extracted", "Extractor", "Limits", "Reject", "parse_timestamp"]
+# ---------------------------------------------------------------------- the contract, as code
+
+_CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def canonical_problems(line: bytes, entities: tuple[str, ...]) -> list[str]:
+    """Everything wrong with `line` as a lake event line; empty when it is canonical.
+
+    The canonical form, column by column (what DuckDB's `read_json` and Redshift's COPY JSON
+    'auto' both load): one JSON object on one line ending in a newline, at most MAX_LINE_BYTES,
+    its keys exactly the `events` columns in table order;
+    `event_id` a string of 1..128 characters; `event_name` a registry name; `event_version` an
+    INTEGER; `occurred_at`/`received_at` `YYYY-MM-DDTHH:MM:SS.ffffffZ`, a real UTC time in
+    1970..2199; `service`, `host` and the entity columns null or 1..256 characters; no string
+    or key anywhere holding U+0000; `properties` an object whose strings and keys are at most
+    MAX_STRING_BYTES, keys non-empty and at most MAX_KEY_BYTES, integers within 64 signed bits,
+    floats finite, nesting at most MAX_PROPERTIES_DEPTH. Ingest writes nothing else
+    (`Extractor` rejects what it cannot make so); tests and the fuzz harness check it here.
+    """
+    if not line.endswith(b"\n") or b"\n" in line[:-1]:
+        return ["not exactly one line ending in a newline"]
+    if len(line) > MAX_LINE_BYTES:
+        return [f"line of {len(line)} bytes, above {MAX_LINE_BYTES}"]
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return [f"not JSON: {exc}"]
+    if type(row) is not dict:
+        return ["not a JSON object"]
+    columns = ["event_id", "event_name", "event_version", "occurred_at", "received_at",
+               "service", "host", *entities, "properties"]  # fmt: skip
+    if list(row) != columns:
+        return [f"columns {list(row)} are not {columns}"]
+    problems: list[str] = []
+    eid = row["event_id"]
+    if type(eid) is not str or not 0 < len(eid) <= MAX_EVENT_ID_CHARS:
+        problems.append(f"event_id {eid!r:.80} is not a string of 1..{MAX_EVENT_ID_CHARS}")
+    name = row["event_name"]
+    if type(name) is not str or len(name) > 127 or not EVENT_NAME_RE.match(name):
+        problems.append(f"event_name {name!r:.80} is not a registry name")
+    version = row["event_version"]
+    if type(version) is not int or not 1 <= version <= 2**31 - 1:
+        problems.append(f"event_version {version!r} is not a positive INTEGER")
+    for col in ("occurred_at", "received_at"):
+        problems += _time_problems(col, row[col])
+    for col in ("service", "host", *entities):
+        v = row[col]
+        if v is not None and (type(v) is not str or not 0 < len(v) <= MAX_TEXT_COLUMN_CHARS):
+            problems.append(f"{col} {v!r:.80} is not null or 1..{MAX_TEXT_COLUMN_CHARS} chars")
+    if type(row["properties"]) is not dict:
+        problems.append("properties is not an object")
+    problems += _value_problems(row, 0)
+    return problems
+
+
+def _time_problems(col: str, v: Any) -> list[str]:
+    if type(v) is not str or not _CANONICAL_TIME.fullmatch(v):
+        return [f"{col} {v!r:.80} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"]
+    try:
+        dt = datetime.fromisoformat(v[:-1])
+    except ValueError:
+        return [f"{col} {v!r} is not a valid time"]
+    if not _MIN_YEAR <= dt.year <= _MAX_YEAR:
+        return [f"{col} {v!r} is outside 1970..{_MAX_YEAR}"]
+    return []
+
+
+def _value_problems(v: Any, depth: int) -> list[str]:
+    """Bounds of every value of the line (`depth` 1 is `properties` itself)."""
+    t = type(v)
+    if t is str:
+        if "\x00" in v:
+            return [f"string {v!r:.60} holds U+0000"]
+        if _utf8_len(v) > MAX_STRING_BYTES:
+            return [f"string of {_utf8_len(v)} bytes, above {MAX_STRING_BYTES}"]
+        return []
+    if t is int:
+        return [] if INT64_MIN <= v <= INT64_MAX else [f"integer {v} beyond 64 bits"]
+    if t is float:
+        return [] if math.isfinite(v) else [f"float {v} is not finite"]
+    if v is None or t is bool:
+        return []
+    if depth > MAX_PROPERTIES_DEPTH:
+        return [f"properties nest more than {MAX_PROPERTIES_DEPTH} levels"]
+    out: list[str] = []
+    if t is dict:
+        for k, x in v.items():
+            if depth >= 1 and not 0 < _utf8_len(k) <= MAX_KEY_BYTES:
+                out.append(f"key {k!r:.60} is empty or above {MAX_KEY_BYTES} bytes")
+            if "\x00" in k:
+                out.append(f"key {k!r:.60} holds U+0000")
+            out += _value_problems(x, depth + 1)
+        return out
+    for x in v:
+        out += _value_problems(x, depth + 1)
+    return out
+
+
+__all__ = [
+    "BadRecord",
+    "Extracted",
+    "Extractor",
+    "Limits",
+    "Reject",
+    "canonical_problems",
+    "parse_timestamp",
+]

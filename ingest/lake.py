@@ -5,15 +5,19 @@ both sides agree on keys and URLs. Every external error is mapped in one place,
 :func:`classify_error`, into *transient* (retry with backoff) or *terminal* (report loudly).
 
 Objects are written **once**: :meth:`Lake.put_new` uses S3's conditional ``If-None-Match: *``
-(a hard link on a local directory), so a re-upload after a crash — same key, same bytes — is a
-no-op instead of an overwrite, and two writers can never clobber each other's objects.
+(a hard link on a local directory), so two writers can never clobber each other's objects. When
+the key exists, :meth:`Lake.same_content` tells a re-upload after a crash (same key, same bytes:
+done) from a different object under a taken key (never "done": see :mod:`ingest.uploader`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,22 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiobotocore.session import get_session
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ingest.fsutil import fsync_dir
+from ingest.fsutil import ERRNO_NAMES, fsync_dir
 
-try:
-    from aiobotocore.session import get_session
-    from botocore.config import Config as BotoConfig
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        HTTPClientError,
-    )
-    from botocore.exceptions import (
-        ConnectionError as BotoConnectionError,
-    )
-except ImportError:  # pragma: no cover - aiobotocore is a dependency
-    raise
+#: Download buffer: a lake object streams to disk in blocks of this size.
+_DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +81,12 @@ def classify_error(exc: BaseException) -> ErrorKind:
     if isinstance(exc, BotoCoreError):
         return ErrorKind(True, type(exc).__name__)
     if isinstance(exc, OSError):
-        import errno
-
         if exc.errno == errno.ENOENT:
             return ErrorKind(False, "NoSuchKey")
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return ErrorKind(False, "permission")
-        return ErrorKind(True, f"os:{exc.errno}")
+        # EMFILE, ENOSPC, EIO, …: pass with time. Named from a bounded set (a metric label).
+        return ErrorKind(True, "os:" + ERRNO_NAMES.get(exc.errno or 0, "other"))
     return ErrorKind(False, type(exc).__name__)
 
 
@@ -107,11 +103,24 @@ class Lake:
         """Write `key` once; False if it already exists (left unchanged)."""
         raise NotImplementedError
 
+    async def same_content(self, key: str, data: bytes) -> bool:
+        """Whether the existing object `key` holds exactly `data` (False if it is absent)."""
+        raise NotImplementedError
+
     async def put(self, key: str, data: bytes) -> None:
         """Write `key`, replacing it (manifests, quarantine notes)."""
         raise NotImplementedError
 
     async def get(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    async def download(self, key: str, path: Path) -> int:
+        """Stream `key` into the local file `path` (never whole in memory); returns its size."""
+        raise NotImplementedError
+
+    async def copy_new(self, src: str, dst: str) -> bool:
+        """Copy `src` to `dst` inside the lake without reading it into memory (S3: a
+        server-side copy); like :meth:`put_new`, False if `dst` exists (left unchanged)."""
         raise NotImplementedError
 
     async def delete(self, key: str) -> None:
@@ -166,6 +175,22 @@ class LocalLake(Lake):
     async def put_new(self, key: str, data: bytes) -> bool:
         return await asyncio.to_thread(self._put_new, key, data)
 
+    def _same_content(self, key: str, data: bytes) -> bool:
+        try:
+            with open(self._path(key), "rb") as f:
+                if os.fstat(f.fileno()).st_size != len(data):
+                    return False
+                view = memoryview(data)
+                for start in range(0, len(data), _DOWNLOAD_CHUNK_BYTES):
+                    if f.read(_DOWNLOAD_CHUNK_BYTES) != view[start : start + _DOWNLOAD_CHUNK_BYTES]:
+                        return False
+                return True
+        except FileNotFoundError:
+            return False
+
+    async def same_content(self, key: str, data: bytes) -> bool:
+        return await asyncio.to_thread(self._same_content, key, data)
+
     def _put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         tmp = self._write_tmp(path, data)
@@ -177,6 +202,32 @@ class LocalLake(Lake):
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def download(self, key: str, path: Path) -> int:
+        def _copy() -> int:
+            shutil.copyfile(self._path(key), path)
+            return os.path.getsize(path)
+
+        return await asyncio.to_thread(_copy)
+
+    def _copy_new(self, src: str, dst: str) -> bool:
+        source, target = self._path(src), self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(source, tmp)  # streams in blocks
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return True
+
+    async def copy_new(self, src: str, dst: str) -> bool:
+        return await asyncio.to_thread(self._copy_new, src, dst)
 
     async def delete(self, key: str) -> None:
         def _rm() -> None:
@@ -258,6 +309,21 @@ class S3Lake(Lake):
             raise
         return True
 
+    async def same_content(self, key: str, data: bytes) -> bool:
+        try:
+            head = await self._client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        if int(head.get("ContentLength", -1)) != len(data):
+            return False
+        # A single-part upload without SSE-KMS has the body's MD5 as its ETag; any other ETag
+        # proves nothing either way, so the bytes are compared (rare: only on a taken key).
+        if str(head.get("ETag", "")).strip('"') == hashlib.md5(data).hexdigest():
+            return True
+        return await self.get(key) == data
+
     async def put(self, key: str, data: bytes) -> None:
         await self._client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
 
@@ -265,6 +331,33 @@ class S3Lake(Lake):
         resp = await self._client.get_object(Bucket=self.bucket, Key=self._k(key))
         async with resp["Body"] as stream:
             return await stream.read()
+
+    async def download(self, key: str, path: Path) -> int:
+        resp = await self._client.get_object(Bucket=self.bucket, Key=self._k(key))
+        total = 0
+        async with resp["Body"] as stream:
+            with open(path, "wb") as f:
+                while chunk := await stream.read(_DOWNLOAD_CHUNK_BYTES):
+                    await asyncio.to_thread(f.write, chunk)
+                    total += len(chunk)
+        return total
+
+    async def copy_new(self, src: str, dst: str) -> bool:
+        # CopyObject is server-side (no bytes through this process) and, like PutObject,
+        # takes If-None-Match: * so an existing destination is never overwritten. Objects
+        # above 5 GiB would need a multipart copy; lake objects are far below that.
+        try:
+            await self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self._k(dst),
+                CopySource={"Bucket": self.bucket, "Key": self._k(src)},
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return False
+            raise
+        return True
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=self._k(key))

@@ -25,6 +25,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ingest.fsutil import ERRNO_NAMES
+from ingest.status import DECISIONS
+
 ROUTES = ("/v1/logs", "/api/v2/logs", "/v1/input")
 DISCARD_REASONS = ("no_event_name", "unregistered_event")
 REJECT_REASONS = (
@@ -36,6 +39,9 @@ REJECT_REASONS = (
     "number_out_of_range",
     "too_deep",
     "record_too_large",
+    "invalid_character",
+    "invalid_key",
+    "value_too_large",
     "internal",
 )
 
@@ -85,6 +91,42 @@ uploaded_objects_total = Counter("logship_ingest_uploaded_objects_total", "Lake 
 upload_errors_total = Counter(
     "logship_ingest_upload_errors_total", "Failed lake upload attempts (each is retried)"
 )
+refused_requests_total = Counter(
+    "logship_ingest_refused_requests_total",
+    "Requests answered with an error, by route and reason (the `error` of the response body)",
+    ["route", "reason"],
+)
+inflight_bytes = Gauge(
+    "logship_ingest_inflight_bytes",
+    "Bytes held by the requests being worked on (as sent, decompressed, and their output "
+    "until spooled), against LOGSHIP_MAX_INFLIGHT_BYTES",
+    multiprocess_mode="livesum",
+)
+#: Every step of the spool and the upload path that counts its OS errors (``stage`` label).
+IO_STAGES = (
+    "spool_open", "spool_write", "spool_fsync", "spool_truncate", "spool_rename",
+    "spool_dir_fsync", "spool_state", "spool_unlink", "spool_recover", "spool_probe",
+    "upload_read", "upload_lake",
+)  # fmt: skip
+io_errors_total = Counter(
+    "logship_ingest_io_errors_total",
+    "OS errors of the spool and the upload path, by stage and errno name (each is retried)",
+    ["stage", "error"],
+)
+stalled = Gauge(
+    "logship_ingest_stalled",
+    "1 while the spool or the uploader cannot make progress (then /readyz is 503), else 0",
+    multiprocess_mode="livemax",
+)
+connections = Gauge(
+    "logship_ingest_connections",
+    "Client connections open now",
+    multiprocess_mode="livesum",
+)
+refused_connections_total = Counter(
+    "logship_ingest_refused_connections_total",
+    "Connections closed at once because LOGSHIP_MAX_CONNECTIONS were open",
+)
 event_delay_seconds = Histogram(
     "logship_ingest_event_delay_seconds",
     "received_at minus occurred_at of accepted events",
@@ -113,8 +155,14 @@ def init_labels(events: Iterable[str]) -> None:
     for route in ROUTES:
         received_records_total.labels(route)
         received_bytes_total.labels(route)
-        for code in ("200", "202", "400", "401", "413", "415", "503"):
+        for code in ("200", "202", "400", "401", "408", "413", "415", "503"):
             requests_total.labels(route, code)
+        for reason in DECISIONS:
+            refused_requests_total.labels(route, reason)
+    for stage in IO_STAGES:
+        for error in (*ERRNO_NAMES.values(), "other"):
+            io_errors_total.labels(stage, error)
+    stalled.set(0)
     for reason in DISCARD_REASONS:
         discarded_records_total.labels(reason)
     for reason in REJECT_REASONS:

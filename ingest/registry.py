@@ -44,6 +44,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Descriptions are documentation, but they also land in the warehouse's `event_registry`
 #: table (Redshift VARCHAR): bounded so that a registry that passes `check` always loads.
 MAX_DESCRIPTION = 4096
+#: A field name is a key of `properties` (SUPER): at most a Redshift identifier's 127 bytes.
+MAX_FIELD_NAME = 127
 #: Field names that would be read as the event's envelope instead of as a property.
 RESERVED_FIELDS = frozenset({"event", "evt", "properties"})
 
@@ -99,10 +101,20 @@ class RegistryFile(BaseModel):
 
 
 def _utc_iso(value: datetime) -> str:
-    """Timestamps are stored as RFC 3339 UTC with microseconds, e.g. 2026-01-02T03:04:05.000006Z."""
+    """Timestamps are stored as RFC 3339 UTC with microseconds, e.g. 2026-01-02T03:04:05.000006Z,
+    rendered from the parsed fields (`strftime("%Y")` would write year 5 as "5", not "0005").
+    A value an offset pushes off the calendar (0001-01-01T00:00+01:00) is a validation error,
+    not an OverflowError escaping pydantic."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        v = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside the calendar once converted to UTC") from None
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond:06d}Z"
+    )
 
 
 _Timestamp = Annotated[datetime, AfterValidator(_utc_iso)]
@@ -211,8 +223,8 @@ def _entity_problems(entities: list[str]) -> list[str]:
 def _field_problems(event: str, fname: str, fs: FieldSpec, entities: set[str]) -> list[str]:
     where = f"event {event!r} field {fname!r}"
     problems = []
-    if not IDENT_RE.match(fname):
-        problems.append(f"{where}: name must match [a-z_][a-z0-9_]*")
+    if not IDENT_RE.match(fname) or len(fname) > MAX_FIELD_NAME:
+        problems.append(f"{where}: name must match [a-z_][a-z0-9_]*, at most {MAX_FIELD_NAME}")
     elif fname in RESERVED_FIELDS:
         problems.append(f"{where}: the name is reserved for the event envelope")
     if fs.enum is not None and fs.type != "string":

@@ -18,13 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import multiprocess
 
+from ingest import metrics
 from ingest.app import STATE, build_app, wait_idle
 from ingest.config import IngestSettings, parse_addr
-from ingest.logs import log
+from ingest.logs import CountSummary, log, register_secrets
 
 logger = logging.getLogger("logship.server")
 
@@ -39,6 +41,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and flush."""
     stop = stop or asyncio.Event()
+    register_secrets(*settings.tokens(), settings.pii_hash_key.get_secret_value())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal during start-up still drains
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -55,9 +58,13 @@ async def serve(
     )
     await runner.setup()
     host, port = parse_addr(settings.http_addr)
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    assert runner.server is not None
+    # Our own listener instead of a TCPSite, so every connection passes the limit first.
+    limit = ConnectionLimit(runner.server, settings.max_connections)
+    listener = await loop.create_server(
+        limit, host, port, reuse_port=reuse_port or None, backlog=1024
+    )
+    bound = listener.sockets[0].getsockname()[1]
     log(logger, logging.INFO, "listening", addr=f"{host}:{bound}", worker=worker_index)
     if on_started is not None and not on_started.done():
         on_started.set_result(bound)
@@ -69,9 +76,79 @@ async def serve(
     app[STATE].draining = True
     app[STATE].drain_deadline = started + settings.shutdown_timeout_s
     await wait_idle(app, settings.shutdown_timeout_s / 2)
-    await runner.cleanup()  # closes the listener, then flushes the spool (app cleanup context)
+    listener.close()
+    await runner.cleanup()  # closes the connections, then flushes the spool (app cleanup context)
+    limit.refused_log.flush()
     log(logger, logging.INFO, "stopped", worker=worker_index,
         seconds=round(time.monotonic() - started, 3))  # fmt: skip
+
+
+class ConnectionLimit:
+    """The listener's protocol factory: at most `max_connections` client connections open at
+    once; a connection beyond that is closed at once, before a byte of it is read.
+
+    aiohttp has no such limit, and each connection is a file descriptor and a parser buffer:
+    without it a few hundred clients that never finish their request exhaust the process. A
+    refused connection is counted (`logship_ingest_refused_connections_total`) and summarised
+    in the log, never logged one by one. Health checks and scrapes count like any client: at
+    the limit they are refused too (the open connections still time out and free slots)."""
+
+    def __init__(self, handler_factory: Callable[[], asyncio.Protocol], max_connections: int):
+        self.handler_factory = handler_factory
+        self.max_connections = max_connections
+        self.open = 0
+        self.refused_log = CountSummary(
+            logger, logging.WARNING,
+            f"connections refused: LOGSHIP_MAX_CONNECTIONS ({max_connections}) are open",
+        )  # fmt: skip
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Limited(self)
+
+
+class _Limited(asyncio.Protocol):
+    """Admits a connection against its :class:`ConnectionLimit`, then hands every event to
+    aiohttp's own protocol (the handler); a refused connection never gets one."""
+
+    __slots__ = ("_inner", "_limit")
+
+    def __init__(self, limit: ConnectionLimit):
+        self._limit = limit
+        self._inner: asyncio.Protocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        limit = self._limit
+        if limit.open >= limit.max_connections:
+            metrics.refused_connections_total.inc()
+            limit.refused_log.add({"refused": 1})
+            transport.abort()
+            return
+        limit.open += 1
+        metrics.connections.inc()
+        self._inner = limit.handler_factory()
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is None:
+            return
+        self._limit.open -= 1
+        metrics.connections.dec()
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
 
 
 def run_ingest(settings: IngestSettings, worker_index: int | None = None) -> int:

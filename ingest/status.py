@@ -3,7 +3,8 @@
 Status codes are a contract with the senders: Vector and the Datadog Agent retry 408/429/5xx
 and *drop* the batch on any other 4xx. So a 4xx is only for a request that would fail the same
 way again (undecodable body, bad token, over the configured limits), and every condition of
-ours that passes with time (spool full, draining, disk error) is a 503 with ``Retry-After``.
+ours that passes with time (spool full, draining, disk error, overload) is a 503 with
+``Retry-After``, and a body that does not arrive in time a 408.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ class Decision:
     status: int
     retry: bool
     retry_after_s: int | None = None
+    #: Close the connection after answering: the rest of the request will never be read.
+    close_connection: bool = False
 
 
 DECISIONS: dict[str, Decision] = {
@@ -32,6 +35,10 @@ DECISIONS: dict[str, Decision] = {
     "spool_full": Decision(503, retry=True, retry_after_s=5),
     "draining": Decision(503, retry=True, retry_after_s=5),
     "spool_write_failed": Decision(503, retry=True, retry_after_s=5),
+    # LOGSHIP_MAX_INFLIGHT_BYTES of requests are being worked on: passes within seconds.
+    "overloaded": Decision(503, retry=True, retry_after_s=2),
+    # The body did not arrive within LOGSHIP_BODY_READ_TIMEOUT_S (a stalled or very slow client).
+    "body_read_timeout": Decision(408, retry=True, close_connection=True),
 }
 
 

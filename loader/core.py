@@ -1,10 +1,29 @@
 """One load cycle: discover → batch → manifest → one COPY transaction → metrics.
 
-A failed COPY is classified (:mod:`loader.errors`): transient errors propagate to the run loop,
-which backs off and retries the cycle; a data error isolates the bad object — from the
-warehouse's own load-error record when it names the file, else by splitting the batch in halves
-— moves it to `quarantine/` with the reason, and loads the rest. A poison object never blocks
-the pipeline.
+A failed load is judged by :func:`loader.errors.verdict` (type, SQLSTATE and the statement that
+failed — never the message's words), and then:
+
+* **transient, not about the contents** (connection, lock, ledger conflict, S3 5xx, an OS error
+  such as EMFILE): the cycle fails and the run loop retries it with backoff. Nothing is
+  quarantined; every object stays queued.
+* **possibly the contents** (any other failure of the statements that read the objects): the
+  batch is isolated. Objects the warehouse names (Redshift's `SYS_LOAD_ERROR_DETAIL`) or the
+  file check shows broken are quarantined at once and the rest reloaded; otherwise the batch
+  is split in halves until one object fails *alone*. That object is tried once more, alone;
+  failing again with a **data** error (by type or SQLSTATE) it is quarantined:
+  `quarantine/<key>` (a server-side copy: never through this process's memory), its reason
+  note, a `quarantined` ledger row, then deleted.
+* an object failing alone with anything **not shown to be its data** (an unclassified error, a
+  resource limit, DuckDB's I/O error on a file that reads fine) is **held**: left in the lake,
+  retried alone with a growing delay, while everything behind it loads. It is never
+  quarantined on a guess — it may be good data meeting a passing or local condition — and it
+  keeps `logship_loader_lag_seconds` growing and `logship_loader_held_objects` non-zero until
+  it loads or a human moves it. If nothing at all loaded in the batch, no object has been
+  shown to be at fault (a role without access, a warehouse failing every COPY): the cycle
+  fails like a transient error and nothing is held.
+
+A poison object therefore never blocks the objects behind it, and a transient error never
+quarantines.
 """
 
 from __future__ import annotations
@@ -12,25 +31,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ingest.lake import Lake, LocalLake, ObjectInfo
+from ingest.lake import classify_error as classify_lake_error
 from ingest.logs import log
 from loader import metrics
 from loader.discovery import Discovery
-from loader.errors import LoadDataError, classify
+from loader.errors import LoadFailed, ObjectsUnreadable, classify, message_of, verdict
 from loader.warehouse import LoadOutcome, Warehouse
 
 logger = logging.getLogger("logship.loader")
+
+#: A held object is retried alone after HOLD_BASE_S·2ⁿ seconds (n: its failures so far − 1),
+#: at most HOLD_MAX_S apart.
+HOLD_BASE_S = 1.0
+HOLD_MAX_S = 300.0
+#: Longest reason kept in a quarantine note and the ledger (`reason VARCHAR(4096)`).
+REASON_MAX_CHARS = 4000
+#: Lake errors meaning "no such object" (a local lake's ENOENT is reported as NoSuchKey).
+_MISSING = {"NoSuchKey", "NotFound", "404"}
 
 
 @dataclass
@@ -40,11 +69,32 @@ class CycleResult:
     loaded_events: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    held: int = 0  # pending objects held back after this cycle (retried later, alone)
+    skipped: int = 0  # listed, but gone from the lake
 
     @property
     def more(self) -> bool:
-        """Objects were left for another cycle."""
-        return self.pending > self.loaded_objects + self.quarantined
+        """Objects were left that another cycle can load now."""
+        return self.pending > self.loaded_objects + self.quarantined + self.held + self.skipped
+
+
+@dataclass
+class _Hold:
+    until_s: float  # time.monotonic() of the next attempt
+    failures: int
+    reason: str
+
+
+@dataclass
+class _Isolation:
+    """What the isolation of one batch found."""
+
+    suspects: list[tuple[ObjectInfo, Exception]] = field(default_factory=list)
+    progress: bool = False  # an object loaded or was quarantined: the warehouse works
+
+
+def _missing(exc: BaseException) -> bool:
+    return classify_lake_error(exc).reason in _MISSING
 
 
 class Loader:
@@ -71,9 +121,11 @@ class Loader:
         self._schema_ready = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tmps: list[str] = []  # download dirs of the batch(es) being loaded
+        self._held: dict[str, _Hold] = {}
+        self._control_failures = 0  # consecutive controls that failed (see _control)
 
     async def cycle(self) -> CycleResult:
-        """Discover and load one batch. Raises on transient errors (the caller backs off)."""
+        """Discover and load one batch. Raises when the cycle failed (the caller backs off)."""
         self._loop = asyncio.get_running_loop()
         try:
             if not self._schema_ready:
@@ -87,13 +139,19 @@ class Loader:
                 self._observe_pending(self.discovery.unconfirmed)  # lag grows while down
                 raise
             self._observe_pending(pending)
+            self._forget_holds(pending)
             result = CycleResult(pending=len(pending))
-            if pending:
-                await self._load(self._batch(pending), result)
+            batch = self._batch(pending)
+            try:
+                if batch:
+                    await self._load_batch(batch, result)
+            finally:
+                metrics.held_objects.set(len(self._held))
+            result.held = sum(1 for o in pending if o.key in self._held)
             metrics.last_success_timestamp_seconds.set(time.time())
             if not result.more:
-                metrics.lag_seconds.set(0)
-                metrics.pending_objects.set(0)
+                # Caught up, except for held objects: they keep the lag growing.
+                self._observe_pending([o for o in pending if o.key in self._held])
             return result
         except Exception as exc:
             if classify(exc).reason == "connection":
@@ -108,14 +166,29 @@ class Loader:
             await asyncio.to_thread(self.warehouse.release)
 
     def _batch(self, pending: list[ObjectInfo]) -> list[ObjectInfo]:
+        """A held object whose delay is over, alone (its failure then involves no other);
+        else the oldest objects not held, bounded by count and bytes."""
+        now = time.monotonic()
+        for o in pending:
+            hold = self._held.get(o.key)
+            if hold is not None and hold.until_s <= now:
+                return [o]
         batch: list[ObjectInfo] = []
         total = 0
         for o in pending:
+            if o.key in self._held:
+                continue
             if batch and (len(batch) >= self.max_objects or total + o.size > self.max_bytes):
                 break
             batch.append(o)
             total += o.size
         return batch
+
+    def _forget_holds(self, pending: list[ObjectInfo]) -> None:
+        """Holds of objects no longer pending (loaded by another loader, removed by hand)."""
+        keys = {o.key for o in pending}
+        for key in [k for k in self._held if k not in keys]:
+            del self._held[key]
 
     def _observe_pending(self, pending: list[ObjectInfo]) -> None:
         metrics.pending_objects.set(len(pending))
@@ -125,21 +198,91 @@ class Loader:
         else:
             metrics.lag_seconds.set(0)
 
-    async def _load(self, batch: list[ObjectInfo], result: CycleResult) -> None:
+    # ------------------------------------------------------------------ loading
+
+    async def _load_batch(self, batch: list[ObjectInfo], result: CycleResult) -> None:
+        """Load `batch`, isolating what fails; then hold the objects that failed alone
+        without being shown bad — or, when nothing at all loaded, fail the cycle instead."""
+        iso = _Isolation()
         try:
-            outcome = await asyncio.to_thread(
+            outcome = await self._warehouse_load(batch)
+        except Exception as exc:
+            judged = verdict(exc)
+            if not judged.isolate:
+                raise
+            if judged.data or len(batch) == 1:
+                await self._isolate(batch, exc, result, iso)
+            else:
+                metrics.errors_total.labels(metrics.error_type(judged.reason)).inc()
+                log(logger, logging.WARNING, "load failed; loading one object alone first",
+                    objects=len(batch), reason=judged.reason, error=str(exc)[:500])  # fmt: skip
+                control = await self._control(batch, result, iso)
+                if control is None:
+                    raise  # one object fails alike on its own: not any object's fault
+                rest = [o for o in batch if o != control]
+                await self._load(rest, result, iso)
+        else:
+            self._account(outcome, result, iso)
+        if not iso.suspects:
+            return
+        retried_alone = len(batch) == 1 and batch[0].key in self._held
+        if iso.progress or retried_alone:
+            for obj, failure in iso.suspects:
+                self._hold(obj, failure)
+            return
+        raise iso.suspects[0][1]
+
+    async def _control(
+        self, batch: list[ObjectInfo], result: CycleResult, iso: _Isolation
+    ) -> ObjectInfo | None:
+        """Before splitting a batch on a failure not shown to be the data's, load one of its
+        objects alone. If it fails alike, the cause is not in the objects (an IAM role that
+        cannot read the lake, a warehouse failing every COPY): return None, and the cycle
+        fails after 2 loads instead of bisecting the whole batch (2N−1 more). The newest
+        object is picked, and the next one after each failed control, so that a control that
+        happened to be a poison object is not picked again."""
+        control = batch[-1 - self._control_failures % len(batch)]
+        try:
+            outcome = await self._warehouse_load([control])
+        except Exception as exc:
+            judged = verdict(exc)
+            if not judged.isolate:
+                raise
+            if not judged.data:
+                self._control_failures += 1
+                return None
+            await self._isolate([control], exc, result, iso)
+        else:
+            self._account(outcome, result, iso)
+        self._control_failures = 0
+        return control
+
+    async def _load(self, batch: list[ObjectInfo], result: CycleResult, iso: _Isolation) -> None:
+        try:
+            outcome = await self._warehouse_load(batch)
+        except Exception as exc:
+            judged = verdict(exc)
+            if not judged.isolate:
+                raise  # transient, or nothing an object can cause: the cycle fails
+            await self._isolate(batch, exc, result, iso)
+            return
+        self._account(outcome, result, iso)
+
+    async def _warehouse_load(self, batch: list[ObjectInfo]) -> LoadOutcome:
+        try:
+            return await asyncio.to_thread(
                 self.warehouse.load, batch, self._write_manifest, self.local_files
             )
-        except LoadDataError as exc:
-            await self._isolate(batch, exc, result)
-            return
         finally:
-            self._cleanup_tmp()
-        self._account(outcome, result)
+            self._cleanup_tmp()  # downloads of an S3 lake: never more than one batch on disk
 
-    def _account(self, outcome: LoadOutcome, result: CycleResult) -> None:
-        self.discovery.mark_done(outcome.loaded + outcome.skipped)
-        result.loaded_objects += len(outcome.loaded) + len(outcome.skipped)
+    def _account(self, outcome: LoadOutcome, result: CycleResult, iso: _Isolation) -> None:
+        done = outcome.loaded + outcome.skipped
+        self.discovery.mark_done(done)
+        for key in done:
+            self._held.pop(key, None)
+        iso.progress = iso.progress or bool(done)
+        result.loaded_objects += len(done)
         result.loaded_events += outcome.inserted_rows
         result.duplicates += outcome.duplicates
         metrics.loaded_objects_total.inc(len(outcome.loaded))
@@ -154,48 +297,127 @@ class Loader:
     # ------------------------------------------------------------------ isolation
 
     async def _isolate(
-        self, batch: list[ObjectInfo], exc: LoadDataError, result: CycleResult
+        self, batch: list[ObjectInfo], exc: Exception, result: CycleResult, iso: _Isolation
     ) -> None:
-        metrics.errors_total.labels("load_error").inc()
-        urls = {self.lake.object_url(o.key): o for o in batch}
-        named = await asyncio.to_thread(self.warehouse.load_error_files, list(urls))
-        bad = {urls[u]: reason for u, reason in named if u in urls}
-        if bad:
-            for obj, reason in bad.items():
-                await self._quarantine(obj, reason, result)
-            rest = [o for o in batch if o not in bad]
+        """Quarantine what the warehouse or the file check names; else split the batch."""
+        judged = verdict(exc)
+        metrics.errors_total.labels(metrics.error_type(judged.reason)).inc()
+        log(logger, logging.WARNING, "load failed; isolating the objects at fault",
+            objects=len(batch), reason=judged.reason, data=judged.data,
+            error=str(exc)[:500])  # fmt: skip
+        bad, gone = await self._named(batch, exc)
+        for obj in gone:
+            self._skip(obj, result)
+        for obj, reason in bad.items():
+            await self._quarantine(obj, reason, result, iso)
+        if bad or gone:
+            rest = [o for o in batch if o not in bad and o not in gone]
             if rest:
-                await self._load(rest, result)
+                await self._load(rest, result, iso)
             return
         if len(batch) == 1:
-            await self._quarantine(batch[0], str(exc), result)
+            await self._alone(batch[0], result, iso)
             return
         mid = len(batch) // 2
         for half in (batch[:mid], batch[mid:]):
-            await self._load(half, result)
+            await self._load(half, result, iso)
 
-    async def _quarantine(self, obj: ObjectInfo, reason: str, result: CycleResult) -> None:
-        """Move a poison object to quarantine/ with its reason; record it in the ledger."""
+    async def _named(
+        self, batch: list[ObjectInfo], exc: Exception
+    ) -> tuple[dict[ObjectInfo, str], list[ObjectInfo]]:
+        """(bad objects with their reason, objects gone from the lake) that the failure itself
+        names: the file check's findings, or the warehouse's load-error record."""
+        cause = exc.cause if isinstance(exc, LoadFailed) else exc
+        if isinstance(cause, ObjectsUnreadable):
+            by_key = {o.key: o for o in batch}
+            bad = {by_key[k]: r for k, r in cause.bad.items() if k in by_key}
+            return bad, [by_key[k] for k in sorted(cause.gone) if k in by_key]
+        if not verdict(exc).data:
+            return {}, []
+        urls = {self.lake.object_url(o.key): o for o in batch}
+        named = await asyncio.to_thread(self.warehouse.load_error_files, list(urls))
+        return {urls[u]: reason for u, reason in named if u in urls}, []
+
+    async def _alone(self, obj: ObjectInfo, result: CycleResult, iso: _Isolation) -> None:
+        """`obj` failed alone. Try it once more, alone — a passing condition lets it load now;
+        a data error again quarantines it; anything else makes it a suspect (held or, if
+        nothing in the batch loaded, the cycle's failure)."""
         try:
-            data = await self.lake.get(obj.key)
+            outcome = await self._warehouse_load([obj])
+        except Exception as again:
+            judged = verdict(again)
+            if not judged.isolate:
+                raise  # transient: the object stays queued, the cycle is retried
+            bad, gone = await self._named([obj], again)
+            if gone:
+                self._skip(obj, result)
+            elif bad or judged.data:
+                await self._quarantine(obj, bad.get(obj) or message_of(again), result, iso)
+            elif not await self._exists(obj):
+                self._skip(obj, result)
+            else:
+                iso.suspects.append((obj, again))
+            return
+        self._account(outcome, result, iso)
+
+    async def _exists(self, obj: ObjectInfo) -> bool:
+        return any([o.key == obj.key async for o in self.lake.list(obj.key)])
+
+    def _hold(self, obj: ObjectInfo, exc: Exception) -> None:
+        previous = self._held.get(obj.key)
+        failures = previous.failures + 1 if previous else 1
+        delay_s = min(HOLD_MAX_S, HOLD_BASE_S * 2 ** (failures - 1))
+        reason = verdict(exc).reason
+        self._held[obj.key] = _Hold(time.monotonic() + delay_s, failures, reason)
+        log(logger, logging.WARNING,
+            "object held: it fails alone, but not with a data error; retried alone later",
+            key=obj.key, failures=failures, retry_in_s=delay_s, reason=reason,
+            error=str(exc)[:500])  # fmt: skip
+
+    def _skip(self, obj: ObjectInfo, result: CycleResult) -> None:
+        """Listed but gone (a lifecycle rule, an operator): nothing to load or keep. Not in the
+        ledger: if it comes back, it loads."""
+        self._held.pop(obj.key, None)
+        result.skipped += 1
+        log(logger, logging.WARNING, "object listed but missing; skipped", key=obj.key)
+
+    async def _quarantine(
+        self, obj: ObjectInfo, reason: str, result: CycleResult, iso: _Isolation
+    ) -> None:
+        """Move a poison object to quarantine/ with its reason; record it in the ledger.
+
+        The copy is server-side on S3 (a streamed copy on a local lake): the object never
+        passes through this process's memory, whatever its size. Each step can be repeated
+        after a crash: the copy is put-if-absent, the note is replaced, the ledger row is
+        only added if missing, the delete is idempotent."""
+        reason = reason[:REASON_MAX_CHARS]
+        try:
+            await self.lake.copy_new(obj.key, f"quarantine/{obj.key}")
+            note = orjson.dumps({"key": obj.key, "reason": reason,
+                                 "quarantined_at": datetime.now(UTC).isoformat()})  # fmt: skip
+            await self.lake.put(f"quarantine/{obj.key}.reason.json", note)
+            await asyncio.to_thread(
+                self.warehouse.record, [(obj.key, "quarantined", obj.size, reason)], None
+            )
         except Exception as exc:
-            if not classify(exc).transient:
-                # Gone from the lake (e.g. a missing mandatory file): nothing to load or keep.
-                log(logger, logging.WARNING, "object listed but missing; skipped",
-                    key=obj.key, error=str(exc)[:300])  # fmt: skip
+            if _missing(exc):
+                self._skip(obj, result)
                 return
-            raise
-        note = orjson.dumps({"key": obj.key, "reason": reason[:4000],
-                             "quarantined_at": datetime.now(UTC).isoformat()})  # fmt: skip
-        await self.lake.put_new(f"quarantine/{obj.key}", data)
-        await self.lake.put(f"quarantine/{obj.key}.reason.json", note)
-        await asyncio.to_thread(
-            self.warehouse.record, [(obj.key, "quarantined", obj.size, reason[:4000])], None
-        )
-        await self.lake.delete(obj.key)
+            # The move failed (S3 down, no permission on quarantine/): the object stays in
+            # place, held, and is retried later; the rest of the batch goes on.
+            metrics.errors_total.labels(metrics.error_type(classify(exc).reason)).inc()
+            self._hold(obj, exc)
+            return
+        try:
+            await self.lake.delete(obj.key)
+        except Exception as exc:  # the ledger row already keeps it from loading
+            log(logger, logging.WARNING, "quarantined object not deleted", key=obj.key,
+                error=str(exc)[:300])  # fmt: skip
+        self._held.pop(obj.key, None)
         self.discovery.mark_done([obj.key])
         metrics.quarantined_objects_total.inc()
         result.quarantined += 1
+        iso.progress = True
         log(logger, logging.ERROR, "object quarantined", key=obj.key, reason=reason[:500])
 
     # ------------------------------------------------------------------ called from the DB thread
@@ -215,21 +437,30 @@ class Loader:
         return self.lake.object_url(key)
 
     def local_files(self, batch: list[ObjectInfo]) -> list[str]:
-        """For DuckDB: local paths of the batch's objects (downloaded when the lake is S3)."""
+        """For DuckDB: local paths of the batch's objects. From an S3 lake they are streamed
+        to files of a temporary directory (never whole in memory); objects gone from the
+        lake are reported as :class:`ObjectsUnreadable`."""
         if isinstance(self.lake, LocalLake):
             return [self.lake.object_url(o.key) for o in batch]
         tmp = tempfile.mkdtemp(prefix="logship-load-")
         self._tmps.append(tmp)
-        paths = []
+        paths: list[str] = []
+        gone: set[str] = set()
         for i, o in enumerate(batch):
-            path = os.path.join(tmp, f"{i:06d}.json.gz")
-            with open(path, "wb") as f:
-                f.write(self._call(self.lake.get(o.key)))
-            paths.append(path)
+            path = Path(tmp) / f"{i:06d}.json.gz"
+            try:
+                self._call(self.lake.download(o.key, path))
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+                gone.add(o.key)
+            paths.append(str(path))
+        if gone:
+            raise ObjectsUnreadable({}, gone)
         return paths
 
     def _cleanup_tmp(self) -> None:
-        while self._tmps:  # nested loads (isolation) add theirs: remove every one
+        while self._tmps:
             shutil.rmtree(self._tmps.pop(), ignore_errors=True)
 
     def _call(self, coro: Any) -> Any:

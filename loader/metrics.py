@@ -1,4 +1,4 @@
-"""Every Prometheus metric of the loader (DESIGN §7: the dashboard and alerts use these names)."""
+"""Every Prometheus metric of the loader (the dashboard and alerts use these names)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ERROR_TYPES = ("connection", "serialization", "timeout", "load_error", "io", "lake", "other")
+ERROR_TYPES = (
+    "connection", "serialization", "timeout", "resources", "load_error", "io", "lake", "other",
+)  # fmt: skip
 
 lag_seconds = Gauge(
     "logship_loader_lag_seconds",
@@ -33,6 +35,11 @@ errors_total = Counter(
 )
 quarantined_objects_total = Counter(
     "logship_loader_quarantined_objects_total", "Lake objects moved to quarantine/"
+)
+held_objects = Gauge(
+    "logship_loader_held_objects",
+    "Lake objects that fail alone with an error not shown to be their data: left in the lake, "
+    "retried alone later, never quarantined on a guess",
 )
 last_success_timestamp_seconds = Gauge(
     "logship_loader_last_success_timestamp_seconds",

@@ -116,8 +116,8 @@ async def serve_loader(settings: LoaderSettings, *, once: bool = False) -> int:
                 return 1
             log(logger, logging.INFO, "load cycle done", pending=result.pending,
                 objects=result.loaded_objects, events=result.loaded_events,
-                quarantined=result.quarantined)  # fmt: skip
-            return 0
+                quarantined=result.quarantined, held=result.held)  # fmt: skip
+            return 1 if result.held else 0  # a held object has not loaded: not a success
         async with http_server(settings.loader_http_addr) as port:
             log(logger, logging.INFO, "loader running", lake=lake.url, metrics_port=port,
                 warehouse="redshift" if "redshift" in type(loader.warehouse).__name__.lower()

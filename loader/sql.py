@@ -149,10 +149,16 @@ def copy_manifest(manifest_url: str, iam_role: str) -> str:
 
 
 def stage_stats() -> str:
-    """Rows, distinct ids and the occurred_at range of the stage, in one scan."""
+    """Rows, distinct ids, the occurred_at range of the stage, and how many rows hold a time
+    outside years 1-9999 (both warehouses store such times; no client reads them back), in
+    one scan."""
+    # Compared as timestamps, not by EXTRACT(YEAR): DuckDB gives 1 BC the year 1.
+    lo = "CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ)"
+    hi = "CAST('9999-12-31 23:59:59.999999+00' AS TIMESTAMPTZ)"
+    outside = " OR ".join(f"{c} < {lo} OR {c} > {hi}" for c in ("occurred_at", "received_at"))
     return (
-        "SELECT COUNT(*), COUNT(DISTINCT event_id), MIN(occurred_at), MAX(occurred_at) "
-        f"FROM {ident(STAGE)}"
+        "SELECT COUNT(*), COUNT(DISTINCT event_id), MIN(occurred_at), MAX(occurred_at), "
+        f"SUM(CASE WHEN {outside} THEN 1 ELSE 0 END) FROM {ident(STAGE)}"
     )
 
 

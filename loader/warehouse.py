@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -20,14 +21,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ingest.lake import ObjectInfo
 from ingest.logs import log
 from ingest.registry import EventSpec, Registry
 from loader import sql
 from loader.analytics import AnalyticsConfig, create_views
-from loader.errors import LoadDataError, classify, sqlstate
+from loader.errors import (
+    DataOutOfRange,
+    LoadFailed,
+    ObjectsUnreadable,
+    Phase,
+    classify,
+    gzip_problem,
+)
 
 logger = logging.getLogger("logship.loader")
+
+#: How many objects :meth:`DuckDBWarehouse._check_files` remembers as intact.
+_INTACT_REMEMBERED = 10_000
 
 #: Writes the manifest of the final batch to the lake; returns its URL (for COPY).
 ManifestWriter = Callable[[list[ObjectInfo]], str]
@@ -248,9 +261,14 @@ class Warehouse:
     def load(
         self, batch: list[ObjectInfo], write_manifest: ManifestWriter, local_files: LocalFiles
     ) -> LoadOutcome:
+        """Load `batch` in one transaction. Any failure is raised as :class:`LoadFailed`
+        carrying the phase it happened in: what the loader does about it depends on which
+        statement failed (reading the objects, or the ledger), not on the message."""
         out = LoadOutcome()
-        cur = self._cursor()
+        phase = Phase.PREPARE
         try:
+            self._check_config()
+            cur = self._cursor()
             self._begin(cur)
             self._lock(cur)
             have = self._known(cur, [o.key for o in batch])
@@ -260,10 +278,17 @@ class Warehouse:
                 self._rollback()
                 return out
             manifest_url = write_manifest(todo)
+            phase = Phase.STAGE
             t0 = time.perf_counter()
             self._stage(cur, todo, manifest_url, local_files)
             out.copy_seconds = time.perf_counter() - t0
-            count, distinct, lo, hi = self._run(cur, sql.stage_stats()).fetchone()
+            phase = Phase.INSERT
+            count, distinct, lo, hi, out_of_range = self._run(cur, sql.stage_stats()).fetchone()
+            if out_of_range:
+                raise DataOutOfRange(
+                    f"{int(out_of_range)} event(s) with occurred_at or received_at outside "
+                    "years 1-9999"
+                )
             out.staged_rows = int(count or 0)
             if out.staged_rows:
                 lo_w, hi_w = self._window(lo, hi)
@@ -273,25 +298,32 @@ class Warehouse:
                 )
                 self._run(cur, insert, [lo_w, hi_w])
                 out.inserted_rows = self._inserted(cur)
+            phase = Phase.RECORD
             self._insert_ledger(cur, [(o.key, "loaded", o.size, None) for o in todo],
                                 manifest_url)  # fmt: skip
             self._run(cur, sql.drop_stage())
             self._commit()
             out.loaded = [o.key for o in todo]
             return out
-        except BaseException as exc:
+        except Exception as exc:
             self._rollback()
-            self._after_failure(cur)
-            if classify(exc).reason == "load_error" and not isinstance(exc, LoadDataError):
-                raise LoadDataError(sqlstate(exc)[1] or str(exc)) from exc
+            self._after_failure(exc)
+            raise LoadFailed(phase, exc) from exc
+        except BaseException:
+            self._rollback()
             raise
+
+    def _check_config(self) -> None:
+        """Refuse a load the configuration cannot run, before touching any object."""
 
     def _window(self, lo: Any, hi: Any) -> tuple[datetime, datetime]:
         """The occurred_at range of the dedupe check, clamped so that data at the edges of
         the calendar (ingest refuses it, but a lake may hold anything) cannot overflow."""
         floor = datetime(1, 1, 2, tzinfo=UTC)
         ceil = datetime(9999, 12, 30, tzinfo=UTC)
-        lo, hi = _as_utc(lo), _as_utc(hi)
+        # None: every occurred_at is null (the insert's NOT NULL then names the data error).
+        lo = floor if lo is None else _as_utc(lo)
+        hi = ceil if hi is None else _as_utc(hi)
         lo_w = lo - self.dedupe_window if lo - floor > self.dedupe_window else floor
         hi_w = hi + self.dedupe_window if ceil - hi > self.dedupe_window else ceil
         return lo_w, hi_w
@@ -299,8 +331,8 @@ class Warehouse:
     def _begin(self, cur: Any) -> None:
         pass
 
-    def _after_failure(self, cur: Any) -> None:
-        pass
+    def _after_failure(self, exc: Exception) -> None:
+        """Called after the rollback of a failed load."""
 
     def _inserted(self, cur: Any) -> int:
         return max(0, int(cur.rowcount))
@@ -345,11 +377,13 @@ class RedshiftWarehouse(Warehouse):
     def _lock_registry(self, cur: Any) -> None:
         self._run(cur, sql.lock_registry(self.schema))
 
+    def _check_config(self) -> None:
+        if not self.iam_role:
+            raise ValueError("LOGSHIP_REDSHIFT_IAM_ROLE is required to COPY into Redshift")
+
     def _stage(
         self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
     ) -> None:
-        if not self.iam_role:
-            raise ValueError("LOGSHIP_REDSHIFT_IAM_ROLE is required to COPY into Redshift")
         self._run(cur, sql.drop_stage())
         self._run(cur, sql.create_stage(self.dialect, self.schema))
         self._run(cur, sql.copy_manifest(manifest_url, self.iam_role))
@@ -415,10 +449,9 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(**kw)
         self.path = path
         self.memory_limit = memory_limit
+        self._intact: dict[tuple[str, int], None] = {}  # (key, size) read as complete gzip
 
     def connect(self) -> None:
-        import duckdb
-
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = duckdb.connect(
@@ -460,16 +493,75 @@ class DuckDBWarehouse(Warehouse):
         cols["properties"] = "JSON"
         spec = "{" + ", ".join(f"{sql.literal(c)}: {sql.literal(t)}" for c, t in cols.items()) + "}"
         self._run(cur, sql.drop_stage())
-        self._run(
-            cur,
-            f"CREATE TEMP TABLE {sql.ident(sql.STAGE)} AS SELECT * FROM read_json("
-            f"{self.dialect.param}, format = 'newline_delimited', compression = 'gzip', "
-            f"columns = {spec})",
-            [files],
-        )
+        try:
+            self._run(
+                cur,
+                f"CREATE TEMP TABLE {sql.ident(sql.STAGE)} AS SELECT * FROM read_json("
+                f"{self.dialect.param}, format = 'newline_delimited', compression = 'gzip', "
+                f"columns = {spec})",
+                [files],
+            )
+        except duckdb.IOException:
+            # DuckDB reports a broken gzip stream and an OS failure (EMFILE, EIO, a vanished
+            # file) with the same type: look at the files themselves to tell them apart.
+            self._check_files(batch, files)
+            raise  # every file is a readable, complete gzip stream: not proven to be the data
+
+    def _check_files(self, batch: list[ObjectInfo], files: list[str]) -> None:
+        """Raise what the batch's files show: an OSError of the OS (EMFILE, EIO: transient by
+        errno), or :class:`ObjectsUnreadable` naming the objects gone from the lake or not a
+        complete gzip stream. Returns when every file reads as a complete gzip stream."""
+        bad: dict[str, str] = {}
+        gone: set[str] = set()
+        for obj, path in zip(batch, files, strict=True):
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+            except FileNotFoundError:
+                gone.add(obj.key)
+        for obj, path in zip(batch, files, strict=True):
+            if obj.key in gone or (obj.key, obj.size) in self._intact:
+                continue
+            try:
+                problem = gzip_problem(path)
+            except FileNotFoundError:
+                gone.add(obj.key)
+                continue
+            if problem:
+                bad[obj.key] = problem
+            else:
+                self._remember_intact(obj)
+        if bad or gone:
+            raise ObjectsUnreadable(bad, gone)
+
+    def _remember_intact(self, obj: ObjectInfo) -> None:
+        """Lake objects never change: a key checked intact need not be read again when the
+        isolation retries it (bounded: the oldest are forgotten first)."""
+        self._intact[(obj.key, obj.size)] = None
+        while len(self._intact) > _INTACT_REMEMBERED:
+            del self._intact[next(iter(self._intact))]
+
+    def _after_failure(self, exc: Exception) -> None:
+        if isinstance(exc, duckdb.FatalException | duckdb.InternalException):
+            # DuckDB invalidates a database after a fatal or internal error: reopen it.
+            self._drop_connection()
+
+    def _rollback(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.rollback()
+        except duckdb.TransactionException:
+            pass  # no transaction was active (it failed before BEGIN, or already rolled back)
+        except Exception as exc:
+            if classify(exc).transient:
+                self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self.path != ":memory:":  # an in-memory database lives only in its connection
+            self.close()
 
     def release(self) -> None:
-        self.close()  # let other processes open the file between cycles
+        self._drop_connection()  # let other processes open the file between cycles
 
 
 def registry_rows(registry: Registry) -> list[tuple[Any, ...]]:

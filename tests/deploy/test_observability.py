@@ -55,7 +55,10 @@ REQUIRED_PANELS = {
     "Loaded events per second",
     "COPY duration",
     "Loader errors by error_type",
-    "Quarantined objects",
+    "Quarantined and held objects",
+    "Refused requests by reason",
+    "Stalled and I/O errors",
+    "Connections",
 }
 ALERTS = {
     "LogshipLoaderLagHigh",
@@ -65,6 +68,8 @@ ALERTS = {
     "LogshipLoaderNotSucceeding",
     "LogshipTargetDown",
     "LogshipLoaderAbsent",
+    "LogshipIngestStalled",
+    "LogshipLoaderObjectsHeld",
 }
 
 

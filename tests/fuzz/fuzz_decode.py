@@ -13,8 +13,10 @@ An input is `[selector][knob][payload...]`: selector % 8 picks the Content-Encod
 is unknown: 415) and selector // 8 % 4 the property checked:
 
 0. the payload *as a body* of that encoding: only RequestError (400, 413, 415 — each with its
-   reason) may come out, never more than `limit` bytes; what decodes is parsed in every body
-   format, where only a 400 may come out and every record is counted once;
+   reason) may come out, never more than `limit` bytes, the same in bounded steps as at once;
+   what decodes is parsed in every body format, where only a 400 may come out and every record
+   is counted once — and the server's parser in steps (chunks of 16-271 bytes) counts the same
+   records and fails on the same bodies as the whole-body parser;
 1. round trip: the payload compressed (in 1-4 gzip members / zstd frames) decodes to exactly
    the payload, or to a 413 exactly when it is longer than `limit`;
 2. truncation: the compressed payload cut short (where the knob says) is a 400, never a
@@ -35,7 +37,14 @@ import _common  # first: puts the repository on sys.path
 import atheris
 
 with atheris.instrument_imports(include=["ingest"]):
-    from ingest.decode import BodyFormat, decompress, parse_records
+    from ingest.decode import (
+        STEP_OUT_BYTES,
+        BodyFormat,
+        decompress,
+        decompress_steps,
+        parse_records,
+        parse_steps,
+    )
     from ingest.status import DECISIONS, RequestError
 
 import cramjam
@@ -66,14 +75,17 @@ def compress(data: bytes, enc: str, pieces: int = 1) -> bytes:
     raise ValueError(enc)
 
 
-def check_parse(data: bytes) -> None:
+def check_parse(data: bytes, chunk_bytes: int) -> None:
     for fmt in BodyFormat:
+        stepped = check_steps(data, fmt, chunk_bytes)
         try:
             parsed = parse_records(data, fmt)
         except RequestError as exc:
             assert exc.status == 400 and exc.reason == "invalid_body", exc.reason
             assert fmt is BodyFormat.JSON, f"{fmt} bodies are always decodable"
+            assert stepped is None, "the stepped parser took a body the whole one refused"
             continue
+        assert stepped == len(parsed.records) + len(parsed.bad), (fmt, stepped)
         n = len(parsed.records)
         assert all(0 <= i < n for i in parsed.lenient)
         for bad in parsed.bad:
@@ -83,6 +95,29 @@ def check_parse(data: bytes) -> None:
             lines = [ln for ln in data.split(b"\n") if ln.strip()]
             if fmt is BodyFormat.NDJSON:
                 assert n + len(parsed.bad) == len(lines)
+
+
+def check_steps(data: bytes, fmt: BodyFormat, chunk_bytes: int) -> int | None:
+    """Records (and dead letters) counted by the server's stepped parser; None on a 400."""
+    n = 0
+    try:
+        for piece in parse_steps(data, fmt, 1 << 20, chunk_bytes):
+            if piece is None:
+                continue
+            assert all(0 <= i < len(piece.records) for i in piece.lenient)
+            for bad in piece.bad:
+                assert bad.reason in ("invalid_json", "invalid_utf8", "too_deep"), bad.reason
+            n += len(piece.records) + len(piece.bad)
+    except RequestError as exc:
+        assert exc.status == 400 and exc.reason == "invalid_body", exc.reason
+        return None
+    return n
+
+
+def check_decompress_steps(payload: bytes, enc: str, limit: int, out: bytes) -> None:
+    pieces = list(decompress_steps(payload, enc, limit))
+    assert b"".join(pieces) == out
+    assert all(len(p) <= STEP_OUT_BYTES for p in pieces) or enc == "identity"
 
 
 def check_formats(data: bytes) -> None:
@@ -126,7 +161,8 @@ def test_one_input(data: bytes) -> None:
             assert (exc.status == 415) == (enc == "br")
             return
         assert len(out) <= limit
-        check_parse(out)
+        check_decompress_steps(payload, enc, limit, out)
+        check_parse(out, 16 + knob % 256)
     elif mode == 1:
         body = compress(payload, enc, pieces=1 + knob % 4)
         try:
@@ -166,6 +202,15 @@ def seeds() -> dict[str, bytes]:
             for name, body in (("json", batch), ("ndjson", ndjson), ("text", text)):
                 payload = compress(body, enc) if mode == 0 and enc != "br" else body
                 out[f"{mode}-{enc}-{name}"] = sel + bytes([20]) + payload
+    # Shapes that once cost quadratic time or a parser disagreement: an unterminated string
+    # of quotes, deep nesting, tiny gzip members, zstd frames of nothing, escaped name keys.
+    gzip_sel, zstd_sel = ENCODINGS.index("gzip"), ENCODINGS.index("zstd")
+    escaped = b'[{"\\u0065vent":"robot.error","robot_id":"R","error_code":"E"},{"m":"x"}]'
+    out["0-identity-unterminated-quotes"] = b"\x00\x14[" + b'\\"' * 2000
+    out["0-identity-deep-nesting"] = b"\x00\x14[" + b"[" * 3000 + b"]" * 3000 + b"]"
+    out["0-gzip-tiny-members"] = bytes([gzip_sel, 20]) + compress(ndjson, "gzip", pieces=64)
+    out["0-zstd-empty-frames"] = bytes([zstd_sel, 20]) + _ZSTD.compress(b"") * 200
+    out["3-escaped-name-keys"] = bytes([3 * len(ENCODINGS), 20]) + escaped
     return out
 
 

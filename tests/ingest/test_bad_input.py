@@ -172,3 +172,35 @@ async def test_hostile_event_names_never_reach_keys(
         assert all(part.startswith(("events", "rejected", "dt=", "hour=")) or part.endswith(".json.gz")
                    for part in rel.split("/")), rel  # fmt: skip
     assert not (tmp_path / "etc").exists()
+
+
+async def test_a_record_above_the_limit_is_dead_lettered_unparsed(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """A record above LOGSHIP_MAX_RECORD_BYTES is never parsed (that could cost tens of bytes
+    of memory per byte): it is dead-lettered as `record_too_large` without its content — so
+    its `pii` fields, which could not be redacted, are written nowhere — or, when it cannot
+    hold an event at all, discarded. The records around it are kept."""
+    name, phone = "Ada Lovelace-Byron", "+44 20 7946 0958"
+    created = {"event": "delivery.created", "delivery_id": "D-big", "merchant_id": "M-1",
+               "customer_name": name, "customer_phone": phone, "pad": "x" * (2 * MiB)}  # fmt: skip
+    noise = {"message": "y" * (2 * MiB)}
+    good = [vector_record(pickup(delivery_id=f"D-{i}")) for i in range(2)]
+    for body in (
+        orjson.dumps([good[0], created, noise, good[1]]),
+        b"\n".join(orjson.dumps(r) for r in (good[0], created, noise, good[1])),
+    ):
+        headers = {"Content-Encoding": "gzip"}
+        if body[:1] != b"[":
+            headers["Content-Type"] = "application/x-ndjson"
+        resp = await post(client, gzip.compress(body), **headers)
+        assert (await resp.json()) == {"accepted": 2, "discarded": 1, "rejected": 1}
+    letters = await lake(client, tmp_path, "rejected")
+    assert [(d["reason"], d["record"], d["event_name"]) for d in letters] == [
+        ("record_too_large", "", None)
+    ] * 2
+    assert "LOGSHIP_MAX_RECORD_BYTES" in letters[0]["detail"]
+    for obj in (tmp_path / "lake").rglob("*.json.gz"):
+        text = gzip.decompress(obj.read_bytes())
+        assert name.encode() not in text and phone.encode() not in text
+    await still_serving(client)

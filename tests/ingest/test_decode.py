@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections import Counter
 
 import orjson
 import pytest
@@ -465,3 +466,270 @@ def test_one_bad_element_never_sinks_a_batch(batch: list, bad: bytes, at: int) -
         if bad.startswith(b"{") and not parsed.bad and not parsed.lenient:
             strict.pop(at)  # `\ud800` as an escape: valid JSON, a lone surrogate for extraction
         assert strict == batch, (fmt, bad[:40])
+
+
+# --------------------------------------------------------------------------- bounded work
+#
+# The server decodes with `parse_steps` and `decompress_steps`: work linear in the body, in
+# bounded steps, with at most a chunk of records alive as Python objects. The shapes below each
+# made the previous code quadratic (a regex that backtracked from every quote of an unterminated
+# string; gzip members each copying the rest of the body) or took gigabytes; at these sizes that
+# code runs for minutes to hours, so the generous timeouts only catch that class, not slowness.
+
+from datetime import UTC, datetime  # noqa: E402
+
+from ingest.decode import (  # noqa: E402
+    STEP_OUT_BYTES,
+    STEP_RECORDS,
+    ParsedBody,
+    decompress_steps,
+    may_have_name_keys,
+    parse_steps,
+)
+from ingest.extract import Extractor, Limits  # noqa: E402
+from ingest.registry import load_registry  # noqa: E402
+
+RECEIVED = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+EXTRACTOR = Extractor(load_registry(None), Limits(MiB, 64))
+
+
+def steps(body: bytes, fmt: BodyFormat, max_record_bytes: int = MiB, **kw: int) -> list:
+    return [p for p in parse_steps(body, fmt, max_record_bytes, **kw) if p is not None]
+
+
+def outcome_of(pieces: list[ParsedBody]) -> tuple:
+    """Everything extraction makes of a batch given in pieces: lines (sorted) and counts."""
+    events: list[bytes] = []
+    rejected: list[bytes] = []
+    counts: list[Counter] = [Counter(), Counter(), Counter()]
+    for piece in pieces:
+        ex = EXTRACTOR.extract(piece, RECEIVED)
+        events += ex.events
+        rejected += ex.rejected
+        for total, part in zip(counts, (ex.accepted, ex.discarded, ex.rejects), strict=True):
+            total.update(part)
+    return sorted(events), sorted(rejected), *(+c for c in counts)
+
+
+def n_records(pieces: list[ParsedBody]) -> int:
+    return sum(len(p.records) + len(p.bad) for p in pieces)
+
+
+QUADRATIC_BEFORE = {
+    # The review's 132-byte gzip body, ten times longer: an unterminated string of quotes.
+    "unterminated quotes": (b"[" + b'\\"' * 480_000, 400),
+    "terminated quotes": (b'["' + b'\\"' * 480_000 + b'"]', 1),
+    "many strings": (b"[" + b'"",' * 300_000 + b'""]', 300_001),
+    "many commas": (b"[" + b"1," * 500_000 + b"NaN]", 500_001),
+    "deep nesting": (b"[" + b"[" * 600_000 + b"]" * 600_000 + b"]", 1),
+    "huge key": (b'[{"' + b"k" * (4 * MiB) + b'":1}]', 1),
+    "unbalanced": (b"[" + b"[" * 600_000, 400),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(QUADRATIC_BEFORE))
+def test_parsing_is_linear_on_hostile_shapes(name: str) -> None:
+    body, expected = QUADRATIC_BEFORE[name]
+    for run in (
+        lambda: n_records(steps(body, BodyFormat.JSON)),
+        lambda: n_records([parse_records(body, BodyFormat.JSON)]),
+    ):
+        try:
+            got = run()
+        except RequestError as exc:
+            got = exc.status
+        assert got == expected, name
+    assert (split_json_array(body) is None) == (expected == 400)
+
+
+@pytest.mark.timeout(60)
+def test_gzip_members_are_linear() -> None:
+    """4 MiB of tiny gzip members: each member used to copy the rest of the body."""
+    member = gzip.compress(b'{"message":"x"}\n', mtime=0)
+    body = member * (4 * MiB // len(member))
+    n = len(body) // len(member)
+    assert decompress(body, "gzip", 64 * MiB) == b'{"message":"x"}\n' * n
+    empty = gzip.compress(b"", mtime=0) * (4 * MiB // 20)  # members of nothing at all
+    assert decompress(empty + gzip.compress(b"[]"), "gzip", MiB) == b"[]"
+
+
+@pytest.mark.parametrize("enc", ["gzip", "deflate", "zstd"])
+def test_decompression_steps_are_bounded(enc: str) -> None:
+    """No step produces more than STEP_OUT_BYTES, bombs and many-frame bodies included."""
+    import zstandard
+
+    data = b"\0" * (8 * MiB) + b'{"message":"x"}\n' * 50_000
+    bodies = [encode(data, enc)]
+    if enc == "zstd":  # thousands of frames, some of nothing
+        cctx = zstandard.ZstdCompressor()
+        bodies.append(b"".join(cctx.compress(data[i : i + 4096]) for i in range(0, 1 << 20, 4096)))
+        bodies.append(cctx.compress(b"") * 100_000 + cctx.compress(b"[]"))
+    for body in bodies:
+        pieces = list(decompress_steps(body, enc, 64 * MiB))
+        assert max(map(len, pieces)) <= STEP_OUT_BYTES
+        assert b"".join(pieces) == decompress(body, enc, 64 * MiB)
+
+
+def _hostile_bodies(n: int) -> list[tuple[bytes, BodyFormat]]:
+    return [
+        (b"[" + b"{}," * (n // 3) + b"{}]", BodyFormat.JSON),
+        (b"[" + b'{"a":1},' * (n // 8) + b'{"message":"{\\"ev"}]', BodyFormat.JSON),
+        (b"[" + b'{"event":"x"},' * (n // 14) + b"{}]", BodyFormat.JSON),
+        (b"{}\n" * (n // 3), BodyFormat.NDJSON),
+        (b'{"event":"x"}\n' * (n // 14), BodyFormat.NDJSON),
+        (b"a\n" * (n // 2), BodyFormat.TEXT),
+        (b'{"ev\n' * (n // 5), BodyFormat.TEXT),
+        (b'{"event":"x"}\n' * (n // 14), BodyFormat.TEXT),
+    ]
+
+
+def test_steps_hand_over_bounded_pieces() -> None:
+    """Each piece holds at most STEP_RECORDS materialised records (the rest are None, counted as
+    noise) or one lazily parsed chunk; the records of the whole body are all there."""
+    for body, fmt in _hostile_bodies(2 * MiB):
+        total = 0
+        for piece in steps(body, fmt):
+            total += len(piece.records) + len(piece.bad)
+            if type(piece.records) is list:
+                kept = [r for r in piece.records if r is not None]
+                assert len(kept) <= STEP_RECORDS, (fmt, body[:20])
+        assert total == n_records([parse_records(body, fmt)]), (fmt, body[:20])
+
+
+def test_memory_of_a_body_stays_within_a_chunk_of_records() -> None:
+    """2 MiB of tiny records is over 50 MiB of Python objects if parsed at once (the previous
+    code; 64 MiB bodies took gigabytes); in steps, only one chunk's objects are alive at once,
+    whatever the size of the body (here chunks of 64 KiB: 128 KiB of the densest records)."""
+    import tracemalloc
+
+    for body, fmt in _hostile_bodies(2 * MiB)[::2]:
+        tracemalloc.start()
+        try:
+            for piece in parse_steps(body, fmt, MiB, chunk_bytes=64 * 1024):
+                if piece is not None:
+                    EXTRACTOR.extract(piece, RECEIVED)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * MiB, (fmt, body[:20], peak)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.lists(st.one_of(json_records, st.sampled_from(["event", "message"])), max_size=10),
+    bad=st.lists(st.tuples(st.integers(0, 10), bad_elements), max_size=2),
+    events=st.lists(st.integers(0, 10), max_size=3),
+    chunk=st.sampled_from([1, 16, 64, 4096]),
+    sep=st.sampled_from([b",", b", ", b",\n  "]),
+)
+def test_steps_extract_what_the_whole_body_extracts(
+    batch: list, bad: list, events: list[int], chunk: int, sep: bytes
+) -> None:
+    """However the body is cut into chunks, extraction of the pieces gives exactly what
+    extraction of the whole body gives: same events, dead letters and counts."""
+    parts = [orjson.dumps(r) for r in batch]
+    event = orjson.dumps({"event": "robot.error", "robot_id": "R-1", "error_code": "E"})
+    for at in events:
+        parts.insert(min(at, len(parts)), orjson.dumps({"message": event.decode()}))
+    for at, element in bad:
+        parts.insert(min(at, len(parts)), element)
+    for body, fmt in (
+        (b"[" + sep.join(parts) + b"]", BodyFormat.JSON),
+        (b"\n".join(parts), BodyFormat.NDJSON),
+        (b"\n".join(parts), BodyFormat.TEXT),
+    ):
+        try:
+            whole = parse_records(body, fmt)
+        except RequestError as exc:
+            with pytest.raises(RequestError) as ei:
+                steps(body, fmt, chunk_bytes=chunk)
+            assert ei.value.reason == exc.reason
+            continue
+        pieces = steps(body, fmt, chunk_bytes=chunk)
+        assert n_records(pieces) == n_records([whole])
+        assert outcome_of(pieces) == outcome_of([whole]), (fmt, body[:200])
+
+
+def test_records_above_the_limit_are_never_parsed() -> None:
+    """A record above max_record_bytes is a `record_too_large` dead letter without its content
+    when it could hold an event, else noise; the records around it are read as usual."""
+    big_event = b'{"event":"robot.error","pad":"' + b"x" * 5000 + b'"}'
+    big_noise = b'{"pad":[' + b"{}," * 2000 + b"{}]}"
+    small = orjson.dumps({"event": "robot.error", "robot_id": "R", "error_code": "E"})
+    for body, fmt in (
+        (b"[" + b",".join([small, big_event, big_noise, small]) + b"]", BodyFormat.JSON),
+        (b"\n".join([small, big_event, big_noise, small]), BodyFormat.NDJSON),
+        (b"\n".join([small, big_event, big_noise, small]), BodyFormat.TEXT),
+        (big_event, BodyFormat.JSON),
+    ):
+        pieces = steps(body, fmt, max_record_bytes=4096, chunk_bytes=64)
+        bad = [b for p in pieces for b in p.bad]
+        assert [(b.reason, b.raw) for b in bad] == [("record_too_large", "")], fmt
+        assert "4096" in bad[0].detail
+        events, _, accepted, _, _ = outcome_of(pieces)
+        expected = 0 if body is big_event else 2
+        assert (sum(accepted.values()), len(events)) == (expected, expected), fmt
+
+
+# --------------------------------------------------------------------------- escaped keys
+
+
+def spell(key: str, draw: st.DrawFn) -> str:
+    """`key` as the inside of a JSON string, some characters as \\u escapes (either hex case)."""
+    out = []
+    for c in key:
+        if draw(st.booleans()):
+            code = f"{ord(c):04x}"
+            out.append("\\u" + (code.upper() if draw(st.booleans()) else code))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+@st.composite
+def escaped_batches(draw: st.DrawFn) -> bytes:
+    """JSON arrays whose records carry an event under a name key or in a `message`/`log`
+    string — every key spelled with random JSON escapes."""
+    records = []
+    for i in range(draw(st.integers(1, 5))):
+        props = {"robot_id": f"R-{i}", "error_code": draw(st.sampled_from(["E1", "E2"]))}
+        how = draw(st.sampled_from(["event", "evt.name", "evt", "message", "log", "noise"]))
+        if how in ("event", "evt.name"):
+            fields = {how: "robot.error", **props}
+        elif how == "evt":
+            fields = {"evt": {"name": "robot.error"}, **props}
+        elif how == "noise":
+            fields = {"message": draw(st.sampled_from(["GET /x 200", "eviction done"]))}
+        else:
+            fields = {how: orjson.dumps({"event": "robot.error", **props}).decode()}
+        items = []
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                inner = ",".join(f'"{spell(k, draw)}":{orjson.dumps(v).decode()}'
+                                 for k, v in value.items())  # fmt: skip
+                text = "{" + inner + "}"
+            else:
+                text = orjson.dumps(value).decode()
+            items.append(f'"{spell(key, draw)}":{text}')
+        records.append("{" + ",".join(items) + "}")
+    return ("[" + ",".join(records) + "]").encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=escaped_batches())
+def test_lazy_and_full_paths_agree_on_escaped_keys(body: bytes) -> None:
+    """`"\\u0065vent"` is `"event"` to every JSON parser: the lazy path (chosen when no record
+    seems to have a name key) and the full path (orjson) must extract the same events."""
+    full = outcome_of([ParsedBody(orjson.loads(body))])
+    assert outcome_of([parse_records(body, BodyFormat.JSON)]) == full
+    assert outcome_of(steps(body, BodyFormat.JSON)) == full
+    assert outcome_of(steps(body, BodyFormat.JSON, chunk_bytes=8)) == full
+
+
+def test_escaped_name_keys_are_name_keys() -> None:
+    for key in ("\\u0065vent", "e\\u0076t", "\\u0065\\u0076t.name", "ev\\u0065nt"):
+        assert may_have_name_keys(b'[{"' + key.encode() + b'":"robot.error"}]'), key
+    # Inside a string (the app's JSON in `message`), escaped spellings are not keys.
+    assert not may_have_name_keys(b'[{"message":"{\\"\\\\u0065vent\\":1}"}]')
+    # (A string *value* spelled so, like one starting with "ev", is a harmless false positive.)

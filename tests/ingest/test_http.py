@@ -185,3 +185,79 @@ async def test_unknown_encoding_is_415(client: TestClient) -> None:
     resp = await client.post("/v1/logs", data=b"[]", headers={"Content-Encoding": "br"})
     assert resp.status == 415
     assert "br" in (await resp.json())["message"]
+
+
+# --------------------------------------------------------------------------- bounded work
+
+
+async def refused(client: TestClient, route: str, reason: str) -> float:
+    """logship_ingest_refused_requests_total{route,reason} now."""
+    text = await (await client.get("/metrics")).text()
+    want = f'logship_ingest_refused_requests_total{{reason="{reason}",route="{route}"}} '
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(want)]
+    return float(line.split()[-1])
+
+
+async def test_every_refusal_is_counted_by_route_and_reason(authed: TestClient) -> None:
+    auth = {"Authorization": "Bearer tok-a"}
+    cases = [
+        ("/v1/logs", "unauthorized", {}, b"[]"),
+        ("/v1/logs", "unsupported_encoding", {**auth, "Content-Encoding": "br"}, b"[]"),
+        ("/api/v2/logs", "bad_compression", {**auth, "Content-Encoding": "gzip"}, b"nope"),
+        ("/v1/input", "invalid_body", auth, b"[1,]"),
+    ]
+    for route, reason, headers, body in cases:
+        before = await refused(authed, route, reason)
+        resp = await authed.post(route, data=body, headers=headers)
+        assert (await resp.json())["error"] == reason
+        assert await refused(authed, route, reason) == before + 1, reason
+
+
+async def test_inflight_budget_answers_503_overloaded(aiohttp_client: Any, tmp_path: Path) -> None:
+    """Past LOGSHIP_MAX_INFLIGHT_BYTES a request gets 503 + Retry-After (counted), as its body
+    arrives or inflates; a request larger than the whole budget is still served when it is
+    alone, and the budget is whole again after every request."""
+    client = await aiohttp_client(build_app(make_settings(tmp_path, max_inflight_bytes=4096)))
+    budget = client.app[STATE].budget
+    batch = orjson.dumps([vector_record(pickup(delivery_id=f"D-{i}")) for i in range(40)])
+    assert len(batch) > 4096
+    resp = await client.post("/v1/logs", data=gzip.compress(batch),
+                             headers={"Content-Encoding": "gzip"})  # fmt: skip
+    assert (resp.status, (await resp.json())["accepted"]) == (200, 40)  # alone: served
+    assert budget.used_bytes == 0
+    before = await refused(client, "/v1/logs", "overloaded")
+    compressed = gzip.compress(batch)
+    for body, headers in ((batch, {}), (compressed, {"Content-Encoding": "gzip"})):
+        # As if another request held the budget but for room for this body as sent: the
+        # identity body is refused as it arrives, the gzip one as it inflates.
+        budget.used_bytes = held = 4096 - len(compressed)
+        resp = await client.post("/v1/logs", data=body, headers=headers)
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "2"
+        assert (await resp.json())["error"] == "overloaded"
+        assert "LOGSHIP_MAX_INFLIGHT_BYTES" in (await resp.json())["message"]
+        assert budget.used_bytes == held  # what the refused request took is given back
+    assert await refused(client, "/v1/logs", "overloaded") == before + 2
+    budget.used_bytes = 0
+    resp = await client.post("/v1/logs", data=orjson.dumps([vector_record(pickup())]))
+    assert resp.status == 200
+
+
+async def test_a_stalled_body_gets_408_and_the_connection_is_closed(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    client = await aiohttp_client(build_app(make_settings(tmp_path, body_read_timeout_s=0.3)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{}")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 30)  # until the server closes the connection
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), raw
+    assert b"Connection: close" in head
+    assert orjson.loads(body)["error"] == "body_read_timeout"
+    assert await refused(client, "/v1/logs", "body_read_timeout") >= 1
+    assert client.app[STATE].budget.used_bytes == 0
+    assert (await client.get("/healthz")).status == 200

@@ -8,7 +8,7 @@
   to a live ``logship ingest`` process; every response must conform to the document (status,
   content type, headers, body schema) and no request may get a 5xx.
 * Every error reason of :mod:`ingest.status` is produced on a real socket (503s by driving the
-  server's state) and its response checked against the document.
+  server's state, the 408 by a body that stalls) and its response checked against the document.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ import yaml
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -377,6 +379,7 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
 
 LIMIT = 64 * 1024
 SPOOL_CAP = 4096
+BODY_TIMEOUT_S = 0.5
 
 
 def _state_reason(reason: str, app: web.Application, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,6 +387,8 @@ def _state_reason(reason: str, app: web.Application, monkeypatch: pytest.MonkeyP
     state = app[STATE]
     if reason == "draining":
         state.draining = True
+    elif reason == "overloaded":  # as if other requests held the whole in-flight budget
+        state.budget.used_bytes = state.budget.limit_bytes
     elif reason == "spool_write_failed":
 
         async def failing(items: Any) -> None:
@@ -404,6 +409,9 @@ def _request_for(reason: str) -> dict[str, Any]:
         "bad_compression": {"headers": {"Content-Encoding": "zstd"}, "data": encode(good, "zstd")[:-3]},
         "invalid_body": {"data": b'"a JSON string is not a batch"'},
         "draining": {"data": good},
+        "overloaded": {"data": good},
+        # Half a body, then nothing (sent by `stalled_call`).
+        "body_read_timeout": {"data": good[: len(good) // 2], "stall": len(good)},
         "spool_write_failed": {"data": good},
         # A batch larger than the whole spool cap can never fit.
         "spool_full": {"data": orjson.dumps([pickup(delivery_id=f"D-{i}") for i in range(40)])},
@@ -414,6 +422,27 @@ def _request_for(reason: str) -> dict[str, Any]:
         **req,
         "headers": {**AUTH, "Content-Type": "application/json", **req.get("headers", {})},
     }
+
+
+def stalled_call(url: str, path: str, req: dict[str, Any]) -> Response:
+    """Send headers announcing `req["stall"]` bytes and only `req["data"]`, then wait: the
+    server's answer as schemathesis' Response, once the server has closed the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    headers = {**req["headers"], "Content-Length": str(req["stall"]), "Host": f"{host}:{port}"}
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + req["data"])
+        raw = b""
+        while chunk := sock.recv(65536):  # until the server closes: it must
+            raw += chunk
+    head_bytes, _, content = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head_bytes.decode("latin-1").split("\r\n")
+    got: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        got.setdefault(name.strip().lower(), []).append(value.strip())
+    sent = requests.Request("POST", url + path, headers=headers, data=req["data"]).prepare()
+    return Response(int(status_line.split()[1]), got, content, sent, elapsed=0.0, verify=True)
 
 
 def _check(case: schemathesis.Case, resp: Any, reason: str) -> None:
@@ -440,13 +469,20 @@ def test_every_reason_of_status_py_on_the_wire_conforms(
         max_decompressed_bytes=LIMIT,
         spool_max_bytes=SPOOL_CAP,
         object_max_age_s=3600,
+        body_read_timeout_s=BODY_TIMEOUT_S,
     )
     app = build_app(settings_)
     with serve_in_thread(app) as url:
         _state_reason(reason, app, monkeypatch)
         for path in POST_ROUTES:
             case = schema[path]["POST"].Case(media_type="application/json", body=[])
-            _check(case, case.call(base_url=url, **_request_for(reason)), reason)
+            req = _request_for(reason)
+            if "stall" in req:
+                resp = stalled_call(url, path, req)
+                assert resp.headers["connection"] == ["close"]
+            else:
+                resp = case.call(base_url=url, **req)
+            _check(case, resp, reason)
         ready = schema["/readyz"]["GET"].Case()
         resp = ready.call(base_url=url)
         ready.validate_response(resp, checks=CONFORMANCE[1:])  # 503 while draining: documented

@@ -78,6 +78,10 @@ def test_bundled_registry_covers_the_seed_events() -> None:
             ["Bad-Field"],
         ),
         ("version: 1\nevents:\n  a.b:\n    colour: red\n", ["'a.b'", "colour"]),
+        (  # a field name is a SUPER key: at most a Redshift identifier's 127 bytes
+            "version: 1\nevents:\n  a.b:\n    fields:\n      " + "f" * 128 + ": {type: string}\n",
+            ["'a.b'", "f" * 128, "127"],
+        ),
         ("[not, a, mapping]", ["mapping"]),
         ("version: 1\nevents: {a.b: {fields: {x: {type: string}}}\n", ["YAML"]),
     ],
@@ -111,3 +115,31 @@ def test_cli_registry_check(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 1
     assert "'a.b'" in r.stderr and "'x'" in r.stderr
+
+
+TIMESTAMPS = parse_registry(
+    "version: 1\nevents:\n  a.b:\n    fields:\n      t: {type: timestamp}\n", "timestamps"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("2026-11-23T09:30:00+01:00", "2026-11-23T08:30:00.000000Z"),
+        ("2026-11-23T08:30:00", "2026-11-23T08:30:00.000000Z"),  # naive: UTC
+        ("0005-03-04T05:06:07.5Z", "0005-03-04T05:06:07.500000Z"),  # strftime wrote "5-03-04"
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_timestamp_fields_are_stored_as_rfc3339_utc(value: str, stored: str) -> None:
+    assert TIMESTAMPS.events["a.b"].adapter.validate_python({"t": value}) == {"t": stored}
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_field_off_the_calendar_in_utc_is_a_validation_error(value: str) -> None:
+    """The offset pushes it outside datetime's years 1..9999: an OverflowError escaped pydantic
+    (and became the catch-all dead letter) before."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        TIMESTAMPS.events["a.b"].adapter.validate_python({"t": value})

@@ -148,3 +148,88 @@ async def test_reupload_after_crash_is_a_noop(
         assert await lake.get("events/x.json.gz") == body
     finally:
         await lake.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+async def any_lake(
+    request: pytest.FixtureRequest, tmp_path: Path, moto_endpoint: str, monkeypatch: Any
+) -> Any:
+    """The same lake tests on a local directory and on S3 (moto over HTTP)."""
+    from ingest.lake import LocalLake, S3Lake
+
+    if request.param == "local":
+        lake: Any = LocalLake(tmp_path / "lake")
+    else:
+        env = request.getfixturevalue("s3_env")
+        lake = S3Lake(f"s3://{env['BUCKET']}/p")
+    await lake.start()
+    yield lake
+    await lake.close()
+
+
+async def test_put_if_absent_compares_what_is_there(any_lake: Any) -> None:
+    body = gzip.compress(b'{"a":1}\n', mtime=0)
+    assert await any_lake.put_new("events/k.json.gz", body) is True
+    assert await any_lake.same_content("events/k.json.gz", body) is True
+    same_size = bytes([body[0] ^ 1]) + body[1:]
+    assert await any_lake.same_content("events/k.json.gz", same_size) is False
+    assert await any_lake.same_content("events/k.json.gz", body + b"x") is False
+    assert await any_lake.same_content("events/absent.json.gz", body) is False
+
+
+async def _lake_rows(lake: Any) -> tuple[list[str], list[bytes]]:
+    keys = [o.key async for o in lake.list("events/")]
+    return keys, [gzip.decompress(await lake.get(k)) for k in keys]
+
+
+async def test_a_taken_key_is_never_a_reason_to_delete(tmp_path: Path, any_lake: Any) -> None:
+    """A segment found in a spool that did not write it — here a restored snapshot whose
+    sequence was reused — meets its key taken by other bytes: it is uploaded under a
+    content-derived key (the acknowledged events stay), never deleted as "already there". The
+    same bytes under the key mean an earlier upload succeeded: deleted, no second object."""
+    from ingest.spool import Spool
+    from ingest.uploader import Uploader, content_key, object_key
+
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, object_max_bytes=10**6,
+                  object_max_age_s=60)  # fmt: skip
+    spool.open()
+    up = Uploader(spool, any_lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    await spool.append([("events", "2026-11-23T08", b'{"first":1}\n')])
+    assert await up.pass_once(force_rotate=True)
+    await spool.close()
+    (key,), _ = await _lake_rows(any_lake)
+
+    # The spool restored from an older copy: the same id and sequence, other events.
+    (tmp_path / "spool" / "spool.json").write_bytes(
+        b'{"spool_id": "%s", "next_seq": 0}' % spool.spool_id.encode()
+    )
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, object_max_bytes=10**6,
+                  object_max_age_s=60)  # fmt: skip
+    spool.open()
+    up = Uploader(spool, any_lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    await spool.append([("events", "2026-11-23T08", b'{"second":1}\n')])
+    (seg,) = [*spool._open.values()]
+    assert object_key(seg, "w", spool.spool_id) == key  # the key is taken
+    await spool.rotate(force=True)
+    (seg,) = spool.ready()
+    copy = seg.path.read_bytes()
+    assert await up.pass_once()
+    keys, bodies = await _lake_rows(any_lake)
+    from isal import igzip
+
+    assert content_key(key, igzip.compress(copy, compresslevel=2, mtime=0)) in keys
+    assert sorted(bodies) == sorted([b'{"first":1}\n', b'{"second":1}\n'])
+    assert spool.ready() == []
+    await spool.close()
+
+    # A crash between that upload and the delete: the same segment again, the same bytes
+    # under its content key. Done: deleted, and nothing new in the lake.
+    seg.path.write_bytes(copy)
+    spool = Spool(tmp_path / "spool", max_bytes=10**9, object_max_bytes=10**6,
+                  object_max_age_s=60)  # fmt: skip
+    spool.open()
+    up = Uploader(spool, any_lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
+    assert await up.pass_once()
+    assert spool.ready() == [] and not seg.path.exists()
+    assert sorted((await _lake_rows(any_lake))[0]) == sorted(keys)
+    await spool.close()

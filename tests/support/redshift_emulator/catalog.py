@@ -106,6 +106,13 @@ async def record_load_error(
     length = ""
     if error.column_type and "(" in error.column_type:
         length = error.column_type[error.column_type.index("(") + 1 : -1]
+    # Redshift records every load error, whatever bytes the bad line held; PostgreSQL text
+    # cannot hold NUL, so it is dropped from the recorded copies (raw_line is a sample anyway).
+    text = {
+        name: getattr(error, name).replace("\x00", "")
+        for name in ("file_name", "column_name", "column_type", "error_message", "raw_line",
+                     "raw_field_value")
+    }  # fmt: skip
     await client.execute(
         INSERT_ERROR_SQL,
         [
@@ -115,16 +122,16 @@ async def record_load_error(
             None if table_id is None else str(table_id),
             table_name,
             start_time,
-            error.file_name,
+            text["file_name"],
             str(error.line_number),
-            error.column_name,
-            error.column_type,
+            text["column_name"],
+            text["column_type"],
             length,
             str(error.position),
             str(error.error_code),
-            error.error_message,
-            error.raw_line,
-            error.raw_field_value,
+            text["error_message"],
+            text["raw_line"],
+            text["raw_field_value"],
         ],
     )
 
