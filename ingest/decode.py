@@ -235,20 +235,21 @@ def _gunzip_steps(body: bytes, limit: int) -> Iterator[bytes]:
 
 
 def _deflate_steps(body: bytes, limit: int) -> Iterator[bytes]:
-    """RFC 9110 deflate is zlib-wrapped (Vector `zlib`); some clients send raw deflate. The
-    zlib reading is kept until it has succeeded, so that a body which turns out to be raw
-    deflate is read again from its start without output of the failed attempt."""
-    pieces: list[bytes] = []
-    try:
-        for piece in _inflate_steps(body, zlib.MAX_WBITS, limit, "deflate"):
-            pieces.append(piece)
-            yield b""
-    except RequestError as exc:
-        if exc.reason != "bad_compression":
-            raise
-        yield from _inflate_steps(body, -zlib.MAX_WBITS, limit, "deflate")
-        return
-    yield from pieces
+    """RFC 9110 deflate is zlib-wrapped (Vector `zlib`); some clients send raw deflate. Which
+    one is decided from the first two bytes (a zlib header: compression method 8, a window of
+    at most 32 KiB, a check sum divisible by 31 — a raw stream starts so only for a stored
+    block with non-zero padding), so the output streams piece by piece and is counted against
+    the in-flight budget as it inflates, instead of being held until the stream ends."""
+    wbits = zlib.MAX_WBITS if _is_zlib_header(body) else -zlib.MAX_WBITS
+    return _inflate_steps(body, wbits, limit, "deflate")
+
+
+def _is_zlib_header(body: bytes) -> bool:
+    """RFC 1950 §2.2: CMF (method 8, CINFO <= 7) and FLG with (CMF·256 + FLG) % 31 == 0."""
+    if len(body) < 2:
+        return False
+    cmf, flg = body[0], body[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0
 
 
 def _inflate_steps(body: bytes, wbits: int, limit: int, name: str) -> Iterator[bytes]:
@@ -771,6 +772,9 @@ def _lines_steps(
     """NDJSON: one JSON record per line of `data[lo:hi]`, a window of lines at a time."""
     for window in _windows(data, lo, hi, chunk_bytes):
         parts = [ln for ln in window.split(b"\n") if ln.strip()]
+        if not parts:
+            yield None  # a window of blank lines is work too: report it, so the caller paces
+            continue
         yield from _parts_steps(parts, max_record_bytes)
 
 
@@ -823,7 +827,9 @@ def _parse_one(
         out.records.append(None)
 
 
-def _text_steps(data: bytes, max_record_bytes: int, chunk_bytes: int) -> Iterator[ParsedBody]:
+def _text_steps(
+    data: bytes, max_record_bytes: int, chunk_bytes: int
+) -> Iterator[ParsedBody | None]:
     """Text: each line is a record's `message`, which can only carry an event if it is a JSON
     object with an event-name key: lines holding such a key (in any JSON spelling, see
     :data:`_TEXT_NAME_KEY`) become records, the rest are counted as noise unread."""
@@ -848,6 +854,7 @@ def _text_steps(data: bytes, max_record_bytes: int, chunk_bytes: int) -> Iterato
                     out.records.append({"message": message})
             yield out
         yield from _noise(noise)
+        yield None  # every window reports its work, even one of blank lines only
 
 
 # --------------------------------------------------------------------------- whole bodies

@@ -184,9 +184,13 @@ class LocalLake(Lake):
                 for start in range(0, len(data), _DOWNLOAD_CHUNK_BYTES):
                     if f.read(_DOWNLOAD_CHUNK_BYTES) != view[start : start + _DOWNLOAD_CHUNK_BYTES]:
                         return False
-                return True
         except FileNotFoundError:
             return False
+        # The same bytes are there, but the earlier put may have failed after its link and
+        # before its directory sync (EMFILE, EIO): sync it now, or the caller would delete the
+        # spool segment for an object a power loss can still take away.
+        fsync_dir(self._path(key).parent)
+        return True
 
     async def same_content(self, key: str, data: bytes) -> bool:
         return await asyncio.to_thread(self._same_content, key, data)
@@ -220,6 +224,7 @@ class LocalLake(Lake):
                 os.fsync(f.fileno())
             os.link(tmp, target)
         except FileExistsError:
+            fsync_dir(target.parent)  # it may be an earlier copy whose directory sync failed
             return False
         finally:
             tmp.unlink(missing_ok=True)

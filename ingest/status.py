@@ -36,7 +36,9 @@ DECISIONS: dict[str, Decision] = {
     "draining": Decision(503, retry=True, retry_after_s=5),
     "spool_write_failed": Decision(503, retry=True, retry_after_s=5),
     # LOGSHIP_MAX_INFLIGHT_BYTES of requests are being worked on: passes within seconds.
-    "overloaded": Decision(503, retry=True, retry_after_s=2),
+    # Closed after the answer: the refusal may come before the body was read, and draining a
+    # body we will not use (up to LOGSHIP_MAX_BODY_BYTES) would waste what the budget protects.
+    "overloaded": Decision(503, retry=True, retry_after_s=2, close_connection=True),
     # The body did not arrive within LOGSHIP_BODY_READ_TIMEOUT_S (a stalled or very slow client).
     "body_read_timeout": Decision(408, retry=True, close_connection=True),
 }

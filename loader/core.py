@@ -122,6 +122,7 @@ class Loader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tmps: list[str] = []  # download dirs of the batch(es) being loaded
         self._held: dict[str, _Hold] = {}
+        self._held_turn_taken = False  # the last batch was a held object's retry
         self._control_failures = 0  # consecutive controls that failed (see _control)
 
     async def cycle(self) -> CycleResult:
@@ -166,13 +167,22 @@ class Loader:
             await asyncio.to_thread(self.warehouse.release)
 
     def _batch(self, pending: list[ObjectInfo]) -> list[ObjectInfo]:
-        """A held object whose delay is over, alone (its failure then involves no other);
-        else the oldest objects not held, bounded by count and bytes."""
+        """A held object whose delay is over, alone (its failure then involves no other), but
+        never two cycles in a row while other objects wait — however many are held, the queue
+        behind them keeps moving; else the oldest objects not held, bounded by count and
+        bytes."""
+        normal = self._normal_batch(pending)
         now = time.monotonic()
-        for o in pending:
-            hold = self._held.get(o.key)
-            if hold is not None and hold.until_s <= now:
-                return [o]
+        if not (self._held_turn_taken and normal):
+            for o in pending:
+                hold = self._held.get(o.key)
+                if hold is not None and hold.until_s <= now:
+                    self._held_turn_taken = True
+                    return [o]
+        self._held_turn_taken = False
+        return normal
+
+    def _normal_batch(self, pending: list[ObjectInfo]) -> list[ObjectInfo]:
         batch: list[ObjectInfo] = []
         total = 0
         for o in pending:
@@ -392,7 +402,11 @@ class Loader:
         only added if missing, the delete is idempotent."""
         reason = reason[:REASON_MAX_CHARS]
         try:
-            await self.lake.copy_new(obj.key, f"quarantine/{obj.key}")
+            if not await self.lake.copy_new(obj.key, f"quarantine/{obj.key}"):
+                # An earlier copy is there: this same object after a crash, or an object that
+                # was re-queued by copying (not moving) it back and is poison again. Keep both.
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                await self.lake.copy_new(obj.key, f"quarantine/{obj.key}.{stamp}")
             note = orjson.dumps({"key": obj.key, "reason": reason,
                                  "quarantined_at": datetime.now(UTC).isoformat()})  # fmt: skip
             await self.lake.put(f"quarantine/{obj.key}.reason.json", note)

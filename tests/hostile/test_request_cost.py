@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 import orjson
+import pytest
 import requests
 
 from tests.hostile.procs import Proc, ingest, wait_until
@@ -179,11 +180,31 @@ def test_inflight_budget_refuses_with_503_then_serves(tmp_path: Path) -> None:
         still_serving(proc)
 
 
-def test_healthz_and_other_senders_answered_during_a_heavy_body(tmp_path: Path) -> None:
-    """A body that takes the parser seconds (records each refused by the strict parser and
-    read again by the lenient one): five /healthz and another sender's batch, sent while it
-    is being worked on, are all answered before it."""
-    heavy = gz(b"[" + b"NaN," * (480 * 1024) + b"NaN]")  # under 2 MiB: the old loop parsed it
+NOTHING = {"accepted": 0, "discarded": 0, "rejected": 0}
+
+
+@pytest.mark.parametrize(
+    ("heavy", "content_type", "answered"),
+    [
+        # Records each refused by the strict parser and read again by the lenient one; under
+        # 2 MiB, so the old code parsed it on the event loop.
+        (
+            gz(b"[" + b"NaN," * (480 * 1024) + b"NaN]"),
+            "application/json",
+            {"accepted": 0, "discarded": 480 * 1024 + 1, "rejected": 0},
+        ),
+        # 64 MiB of blank lines (65 KB of gzip): no record at all, so no step reported work and
+        # the loop was never given back (a review found /healthz waiting 3 s).
+        (gz(b"\n" * 64 * MiB), "text/plain", NOTHING),
+        (gz(b" \r\n" * (20 * MiB)), "application/x-ndjson", NOTHING),
+    ],
+    ids=["nan-array", "text-blank-lines", "ndjson-blank-lines"],
+)
+def test_healthz_and_other_senders_answered_during_a_heavy_body(
+    tmp_path: Path, heavy: bytes, content_type: str, answered: dict[str, int]
+) -> None:
+    """A body that takes the parser seconds: five /healthz and another sender's batch, sent
+    while it is being worked on, are all answered before it."""
     done: list[str] = []
     lock = threading.Lock()
 
@@ -195,7 +216,7 @@ def test_healthz_and_other_senders_answered_during_a_heavy_body(tmp_path: Path) 
         answer: list[requests.Response] = []
 
         def send_heavy() -> None:
-            answer.append(post(proc, heavy))
+            answer.append(post(proc, heavy, content_type))
             finished("heavy")
 
         sender = threading.Thread(target=send_heavy)
@@ -209,7 +230,7 @@ def test_healthz_and_other_senders_answered_during_a_heavy_body(tmp_path: Path) 
         finished("batch")
         sender.join(ANSWER_TIMEOUT_S)
         assert done == [*(f"healthz-{i}" for i in range(5)), "batch", "heavy"], done
-        assert answer[0].json() == {"accepted": 0, "discarded": 480 * 1024 + 1, "rejected": 0}
+        assert answer[0].json() == answered
 
 
 def test_stalled_bodies_get_408_and_their_connections_closed(tmp_path: Path) -> None:

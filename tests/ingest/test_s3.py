@@ -5,6 +5,7 @@ terminal errors (no such bucket) keep the data in the spool and are reported."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import uuid
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from moto.server import ThreadedMotoServer
 
+import ingest.lake
 from ingest import metrics
 from ingest.app import STATE, build_app
+from ingest.lake import LocalLake
 from tests.conftest import free_port, make_settings, read_lake_s3, s3_client
 from tests.payloads import pickup, vector_record
 
@@ -233,3 +236,30 @@ async def test_a_taken_key_is_never_a_reason_to_delete(tmp_path: Path, any_lake:
     assert spool.ready() == [] and not seg.path.exists()
     assert sorted((await _lake_rows(any_lake))[0]) == sorted(keys)
     await spool.close()
+
+
+async def test_a_put_whose_directory_sync_failed_is_synced_before_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local lake links the object, then syncs its directory. If that sync fails (EMFILE),
+    the upload is retried; the retry finds the same bytes under the key — which may only count
+    as uploaded (the spool segment is then deleted) once the directory entry is durable."""
+    real = ingest.lake.fsync_dir
+    synced: list[Path] = []
+    fail = {"on": True}
+
+    def fsync_dir(path: Path) -> None:
+        if fail["on"]:
+            raise OSError(errno.EMFILE, "Too many open files")
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(ingest.lake, "fsync_dir", fsync_dir)
+    lake = LocalLake(tmp_path / "lake")
+    await lake.start()
+    with pytest.raises(OSError):
+        await lake.put_new("events/dt=2026-11-23/hour=08/w-1.json.gz", b"bytes")
+    fail["on"] = False
+    assert await lake.put_new("events/dt=2026-11-23/hour=08/w-1.json.gz", b"bytes") is False
+    assert await lake.same_content("events/dt=2026-11-23/hour=08/w-1.json.gz", b"bytes")
+    assert synced == [tmp_path / "lake" / "events" / "dt=2026-11-23" / "hour=08"]

@@ -470,3 +470,31 @@ async def test_in_memory_duckdb_survives_between_cycles(tmp_path: Path) -> None:
     assert (await ld.cycle()).loaded_objects == 2
     assert (await ld.cycle()).loaded_objects == 0  # the ledger is still there
     assert ld.warehouse.query("SELECT COUNT(*) FROM logship.events") == [(2,)]
+
+
+async def test_held_objects_never_starve_the_queue_behind_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many objects are held and due for a retry, a retry never takes two cycles in a
+    row while other objects wait: new objects load on the next cycle (a review found the queue
+    stalled forever once enough held objects were always due)."""
+    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 0.0)  # every held object is always due
+    lake = tmp_path / "lake"
+    victims = [object_key(i, writer="a-victim") for i in range(3)]  # sort first: the oldest
+    for i, key in enumerate(victims):
+        put_local(lake, key, [event(delivery_id=f"V-{i}", robot_id="R")])
+    names = tuple(v.rsplit("/", 1)[1] for v in victims)
+    fail_stage(
+        monkeypatch,
+        lambda files: any(f.endswith(names) for f in files),
+        lambda: duckdb.InternalException("INTERNAL Error: something odd"),
+    )
+    goods(lake, 1, 3)  # something loads beside them, so the victims are held, not the cycle
+    ld = await make_loader(loader_settings(tmp_path))
+    await drain(ld)
+    assert set(ld._held) == set(victims)
+    for round_ in range(3):  # new objects keep arriving behind the held ones
+        want = set(goods(lake, 100 + 10 * round_, 2, writer=f"z{round_}-good"))
+        results = [await ld.cycle() for _ in range(2)]
+        assert want <= delivery_ids(tmp_path), (round_, results)
+    assert set(ld._held) == set(victims) and quarantined(tmp_path) == set()
