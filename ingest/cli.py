@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,7 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader gone early shows here, below, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `logship session X | head -1`: the reader has what it wanted
+        _drop_stdout()
+        return 0
     except ConfigError as exc:
         print(f"logship: {exc}", file=sys.stderr)
         return 2
@@ -210,9 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `logship session X | head`
-        sys.stderr.close()
-        return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a closed pipe would otherwise
+    fail again when Python flushes it at exit ("Exception ignored … BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":
