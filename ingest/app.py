@@ -208,6 +208,11 @@ class IngestState:
     rejects_log: CountSummary = field(
         default_factory=lambda: CountSummary(logger, logging.WARNING, "records rejected")
     )
+    #: Refused requests, by status and reason: a flood of bad requests is a line per interval
+    #: (with one example's detail), never a line per request.
+    refused_log: CountSummary = field(
+        default_factory=lambda: CountSummary(logger, logging.INFO, "requests refused")
+    )
 
 
 STATE = web.AppKey("state", IngestState)
@@ -364,9 +369,9 @@ async def handle_logs(request: web.Request) -> web.Response:
     except RequestError as exc:
         metrics.refused_requests_total.labels(route, exc.reason).inc()
         response = _error_response(exc)
-        if exc.status != 503:
-            log(logger, logging.INFO, "request refused", route=route, reason=exc.reason,
-                status=exc.status, detail=exc.message[:300])  # fmt: skip
+        if exc.status != 503 and state.refused_log.add({f"{exc.status}:{exc.reason}": 1}):
+            log(logger, logging.INFO, "request refused (an example)", route=route,
+                reason=exc.reason, status=exc.status, detail=exc.message[:300])  # fmt: skip
         if exc.decision.close_connection:
             await _send_and_close(request, response)
     finally:
@@ -513,6 +518,8 @@ def _lifecycle(
             budget_s = max(1.0, state.drain_deadline - time.monotonic())
         flushed = await asyncio.shield(uploader.drain(budget_s))
         await asyncio.shield(spool.close())
+        state.refused_log.flush()  # the last interval's counts are not lost
+        state.rejects_log.flush()
         log(logger, logging.INFO if flushed else logging.WARNING,
             "spool flushed to the lake" if flushed
             else "shutdown timeout: data left in the spool is uploaded at next start",

@@ -255,12 +255,16 @@ class CountSummary:
         self._pending: dict[str, int] = {}
         self._last = float("-inf")
 
-    def add(self, counts: Mapping[str, int]) -> None:
+    def add(self, counts: Mapping[str, int]) -> bool:
+        """Count; True when this call logged the summary line (at most once per interval), so
+        a caller can log one example of what it counts right after it."""
         for key, n in counts.items():
             self._pending[key] = self._pending.get(key, 0) + n
         now = time.monotonic()
         if now - self._last >= self.interval_s:
             self._emit(now)
+            return True
+        return False
 
     def flush(self) -> None:
         """Log what was counted since the last line, if anything (at exit, so the last

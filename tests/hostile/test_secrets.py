@@ -208,3 +208,31 @@ def test_loader_never_logs_the_warehouse_password(tmp_path: Path, s3_env: dict[s
                    timeout_s=20, what="a failed load cycle")  # fmt: skip
     stderr = proc.stderr()
     assert not _leaks(stderr, WAREHOUSE_PASSWORD), _leaks(stderr, WAREHOUSE_PASSWORD)
+
+
+def test_a_flood_of_refused_requests_is_summarised(tmp_path: Path) -> None:
+    """Well-framed requests the handler refuses (a wrong token, a body that is not JSON, an
+    unknown encoding): 300 of them are a few summary lines with one example each, not a line
+    per request — and the summary counts every one."""
+    with ingest(tmp_path, LOGSHIP_AUTH_TOKENS=TOKEN) as proc:
+        lines_before = len(proc.stderr().splitlines())
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        kinds = [
+            ({"Authorization": "Bearer wrong-token-0000"}, b"[]", 401),
+            ({**auth, "Content-Type": "application/json"}, b"{not json", 400),
+            ({**auth, "Content-Encoding": "br"}, b"[]", 415),
+        ]
+        for i in range(300):
+            headers, body, status = kinds[i % 3]
+            r = requests.post(proc.url + "/v1/logs", data=body, headers=headers, timeout=10)
+            assert r.status_code == status, r.text
+        assert _good_batch(proc.url).status_code == 202
+    stderr_lines = proc.stderr().splitlines()[lines_before:]
+    assert len(stderr_lines) <= 10, f"{len(stderr_lines)} log lines for 300 refused requests"
+    entries = [orjson.loads(line) for line in stderr_lines]
+    counts = [e["counts"] for e in entries if e["msg"] == "requests refused"]
+    total = {k: sum(c.get(k, 0) for c in counts) for k in ("401:unauthorized",
+             "400:invalid_body", "415:unsupported_encoding")}  # fmt: skip
+    assert total == {"401:unauthorized": 100, "400:invalid_body": 100,
+                     "415:unsupported_encoding": 100}, counts  # fmt: skip
+    assert any(e["msg"] == "request refused (an example)" for e in entries)
