@@ -94,35 +94,28 @@ def wait_http(proc: Proc, path: str = "/healthz", timeout_s: float = 30) -> None
 
 
 @contextlib.contextmanager
-def ingest(tmp_path: Path, **env: str) -> Iterator[Proc]:
+def _running(command: str, addr_var: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Proc]:
+    """`logship COMMAND` with its HTTP address (`addr_var`) on a free loopback port, answering
+    /healthz; stopped (SIGTERM) at the end."""
+    port = free_port()
+    full_env = env_for(tmp_path, **{addr_var: f"127.0.0.1:{port}"}, **env)
+    proc = _start([command], full_env, command, tmp_path, port)
+    try:
+        wait_http(proc)
+        yield proc
+    finally:
+        with contextlib.suppress(AssertionError):
+            proc.stop()
+
+
+def ingest(tmp_path: Path, **env: str) -> contextlib.AbstractContextManager[Proc]:
     """`logship ingest` on a free loopback port; stopped (SIGTERM) at the end."""
-    port = free_port()
-    proc = _start(
-        ["ingest"], env_for(tmp_path, LOGSHIP_HTTP_ADDR=f"127.0.0.1:{port}", **env), "ingest",
-        tmp_path, port,
-    )  # fmt: skip
-    try:
-        wait_http(proc)
-        yield proc
-    finally:
-        with contextlib.suppress(AssertionError):
-            proc.stop()
+    return _running("ingest", "LOGSHIP_HTTP_ADDR", tmp_path, env)
 
 
-@contextlib.contextmanager
-def loader(tmp_path: Path, **env: str) -> Iterator[Proc]:
+def loader(tmp_path: Path, **env: str) -> contextlib.AbstractContextManager[Proc]:
     """`logship load` with its /healthz on a free port; stopped (SIGTERM) at the end."""
-    port = free_port()
-    proc = _start(
-        ["load"], env_for(tmp_path, LOGSHIP_LOADER_HTTP_ADDR=f"127.0.0.1:{port}", **env),
-        "loader", tmp_path, port,
-    )  # fmt: skip
-    try:
-        wait_http(proc)
-        yield proc
-    finally:
-        with contextlib.suppress(AssertionError):
-            proc.stop()
+    return _running("load", "LOGSHIP_LOADER_HTTP_ADDR", tmp_path, env)
 
 
 def wait_until(predicate, timeout_s: float = 30, interval_s: float = 0.1, what: str = "") -> None:  # type: ignore[no-untyped-def]

@@ -498,3 +498,24 @@ async def test_held_objects_never_starve_the_queue_behind_them(
         results = [await ld.cycle() for _ in range(2)]
         assert want <= delivery_ids(tmp_path), (round_, results)
     assert set(ld._held) == set(victims) and quarantined(tmp_path) == set()
+
+
+async def test_an_earlier_quarantine_copy_is_kept_beside_the_new_one(tmp_path: Path) -> None:
+    """An object re-queued by copying (not moving) it back, poison again: the copy already in
+    quarantine/ is not overwritten and the new bytes are not lost either — both are kept, and
+    the object still leaves events/ with its ledger row."""
+    lake = tmp_path / "lake"
+    key = object_key(1, writer="p-again")
+    put_local(lake, key, POISONS["null-event-id"]())
+    poison = (lake / key).read_bytes()
+    earlier = lake / "quarantine" / key
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"the copy of an earlier quarantine")
+    ld = await make_loader(loader_settings(tmp_path))
+    result = await ld.cycle()
+    assert (result.quarantined, result.held) == (1, 0)
+    assert quarantined(tmp_path) == {key}
+    assert earlier.read_bytes() == b"the copy of an earlier quarantine"
+    again = [p for p in earlier.parent.iterdir() if p.name.startswith(earlier.name + ".2")]
+    assert len(again) == 1 and again[0].read_bytes() == poison
+    assert not (lake / key).exists()
