@@ -10,7 +10,7 @@ all (defaults: 200 objects, 1,000,000 events), then, in the same run:
 
 Prints events/s of both, the ratio, the loader's peak RSS (it runs in a child process), and
 for Redshift the statements and round trips of one cycle (counted from the emulator's log in
-`tests/loader/test_loader_redshift.py`: 10 statements, 1 COPY, whatever the object count).
+`tests/loader/warehouse/test_redshift.py`: 10 statements, 1 COPY, whatever the object count).
 
     python bench/load.py [--objects 200] [--events 1000000]
 """
@@ -98,7 +98,7 @@ _CHILD = """
 import asyncio, json, resource, sys, time
 from ingest.lake import open_lake
 from loader.config import LoaderSettings
-from loader.service import build_loader
+from loader.server import build_loader
 
 async def main():
     settings = LoaderSettings()

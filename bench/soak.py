@@ -6,9 +6,10 @@ S3 can "go down" without moto losing its state), `logship ingest` with `LOGSHIP_
 redshift-emulator`: embedded PostgreSQL behind `tests/support/redshift_emulator`, reading COPY
 sources through the same S3 proxy). Several asyncio senders post Vector-shaped batches (http
 sink JSON arrays, gzip; some as Datadog intake, zstd) mixing registry events with noise,
-unregistered and invalid records. Every registry event carries a unique `event_id` in its body
-(DESIGN §3: ingest takes the body's `event_id`), `soak-<run>-<sender>-<batch>-<i>`, and a
-sender records the batches the server acknowledged (200/202). Senders retry like Vector:
+unregistered and invalid records. Every registry event carries a unique `event_id` in its body,
+`soak-<run>-<sender>-<batch>-<i>` (ingest keeps a body's `event_id`: see
+docs/architecture.md#record-to-event), and a sender records the batches the server acknowledged
+(200/202). Senders retry like Vector:
 429/503/408/5xx, connection errors and timeouts are retried with capped exponential backoff and
 jitter, resending the same bytes; a small share of requests use a client timeout shorter than
 an acknowledgement can take, so some batches that were acknowledged (durable) are sent again.

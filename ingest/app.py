@@ -1,34 +1,20 @@
-"""The aiohttp application: routes, auth and limits, wiring the stages together.
+"""The aiohttp application: routes, typed state and lifecycle, wiring the stages together.
 
-decode (:mod:`ingest.decode`) → extract/validate (:mod:`ingest.extract`) → spool
-(:mod:`ingest.spool`) → partition/encode/upload (:mod:`ingest.uploader`). This module only wires
-them; status codes come from :mod:`ingest.status`.
-
-Bounded work per request, on one event loop:
-
-* **Memory**: the bytes of the requests being worked on (as sent, then decompressed) count
-  against ``LOGSHIP_MAX_INFLIGHT_BYTES`` (:class:`InflightBudget`), reserved as they arrive or
-  are inflated; past it a request gets 503 ``overloaded``. Decoding works chunk by chunk, so
-  the Python objects of one request stay within a constant, whatever its size.
-* **Time**: decompression, parsing and extraction run in steps of bounded work
-  (:mod:`ingest.decode`), on the event loop itself: no C call is long and a worker thread
-  would not help (the parsers hold the GIL). A request that has worked for
-  :data:`_SLICE_S` lets the loop serve others (``/healthz``, small batches) after every
-  further step, and takes the one *heavy lane*: long requests run one at a time, between
-  everything else, instead of all at once.
-* **Slow clients**: a body must arrive within ``LOGSHIP_BODY_READ_TIMEOUT_S`` (408, and the
-  connection is closed).
+One request flows through the stages in order, each in its own module: admit
+(:mod:`ingest.receive`: token, body within size, budget and time) → decompress
+(:mod:`ingest.decompress`) → split into records (:mod:`ingest.records`) → extract canonical
+events (:mod:`ingest.extract`) → spool, acknowledged once durable (:mod:`ingest.spool`); the
+uploader (:mod:`ingest.uploader`) moves the spool to the lake in the background. This module
+only calls them: status codes come from :mod:`ingest.status`, the in-flight budget and the
+pacing between steps from :mod:`ingest.budget`, metric updates from :mod:`ingest.metrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
-from array import array
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,154 +23,23 @@ import orjson
 from aiohttp import web
 
 from ingest import metrics
+from ingest.budget import InflightBudget, Pacer, Reservation
 from ingest.config import IngestSettings
-from ingest.decode import BodyFormat, ParsedBody, body_format, decompress_steps, parse_steps
-from ingest.extract import Extracted, Extractor, Limits
+from ingest.decompress import decompress_steps
+from ingest.extract import Batch, Extractor, Limits
 from ingest.lake import Lake, open_lake
 from ingest.logs import CountSummary, log
 from ingest.openapi import openapi_handler
+from ingest.receive import authorized, read_body
+from ingest.records import BodyFormat, body_format, parse_steps
 from ingest.registry import PiiHasher, Registry, load_registry
 from ingest.spool import Spool, SpoolWriteError
-from ingest.status import DECISIONS, RequestError
+from ingest.status import RequestError
 from ingest.uploader import Uploader
 
 logger = logging.getLogger("logship.ingest")
 
-#: A request that has worked this long (event-loop time) yields the loop after every further
-#: step and takes the heavy lane. Small batches (a few ms) never do.
-_SLICE_S = 0.01
-#: Outputs up to this size are spooled as one item per stream; larger ones in their pieces,
-#: so a request producing hundreds of MiB of events never holds them twice.
-_JOIN_OUTPUT_BYTES = 4 * 1024 * 1024
 _DATADOG_ROUTES = ("/api/v2/logs", "/v1/input")
-
-
-class InflightBudget:
-    """Bytes of the requests being worked on, against ``LOGSHIP_MAX_INFLIGHT_BYTES``: their
-    bodies as sent and decompressed (reserved as they arrive, refused past the limit) and the
-    events and dead letters they produce until spooled (counted, never refused: a request is
-    not failed half-way for what its own data makes, but nothing new starts meanwhile).
-
-    A reservation that would go past the limit is refused — unless nothing else is reserved,
-    so that a request larger than the whole budget is still served, alone, instead of being
-    refused forever.
-    """
-
-    def __init__(self, limit_bytes: int):
-        self.limit_bytes = limit_bytes
-        self.used_bytes = 0
-
-    def reserve(self, held_bytes: int, nbytes: int) -> bool:
-        """Add `nbytes` for a request already holding `held_bytes`; False if over the limit."""
-        if self.used_bytes + nbytes > self.limit_bytes and self.used_bytes > held_bytes:
-            return False
-        self.used_bytes += nbytes
-        metrics.inflight_bytes.set(self.used_bytes)
-        return True
-
-    def force(self, nbytes: int) -> None:
-        """Add `nbytes` whatever the limit."""
-        self.used_bytes += nbytes
-        metrics.inflight_bytes.set(self.used_bytes)
-
-    def release(self, nbytes: int) -> None:
-        self.used_bytes -= nbytes
-        metrics.inflight_bytes.set(self.used_bytes)
-
-
-class _Reservation:
-    """One request's share of the :class:`InflightBudget`; given back in `close`."""
-
-    def __init__(self, budget: InflightBudget):
-        self.budget = budget
-        self.held_bytes = 0
-
-    def grow(self, nbytes: int) -> None:
-        if not self.budget.reserve(self.held_bytes, nbytes):
-            raise RequestError(
-                "overloaded",
-                f"the server is working on {self.budget.used_bytes} bytes of requests, "
-                f"the limit is {self.budget.limit_bytes} (LOGSHIP_MAX_INFLIGHT_BYTES); retry",
-            )
-        self.held_bytes += nbytes
-
-    def force(self, nbytes: int) -> None:
-        self.budget.force(nbytes)
-        self.held_bytes += nbytes
-
-    def shrink(self, nbytes: int) -> None:
-        self.budget.release(nbytes)
-        self.held_bytes -= nbytes
-
-    def close(self) -> None:
-        self.shrink(self.held_bytes)
-
-
-class _Pacer:
-    """Lets the event loop serve others between the steps of a long request.
-
-    Cheap to ask (`due`): no await unless the request has worked :data:`_SLICE_S` since it
-    started working (`start`, once its body is read) or last paused — time the loop spent on
-    other requests meanwhile does not count. The first pause takes the heavy lane (held until
-    `close`), so long requests take turns instead of all slowing everything down together.
-    """
-
-    def __init__(self, lane: asyncio.Semaphore):
-        self.lane = lane
-        self.holding = False
-        self.since = time.perf_counter()
-
-    def start(self) -> None:
-        self.since = time.perf_counter()
-
-    def due(self) -> bool:
-        return time.perf_counter() - self.since >= _SLICE_S
-
-    async def pause(self) -> None:
-        if not self.holding:
-            await self.lane.acquire()
-            self.holding = True
-        await asyncio.sleep(0)
-        self.since = time.perf_counter()
-
-    def close(self) -> None:
-        if self.holding:
-            self.lane.release()
-            self.holding = False
-
-
-@dataclass
-class _Batch:
-    """What extraction made of a whole request, piece by piece (see parse_steps)."""
-
-    nrecords: int = 0
-    events: list[bytes] = field(default_factory=list)  # NDJSON, one item per piece
-    rejected: list[bytes] = field(default_factory=list)
-    nbytes: int = 0
-    accepted: Counter[str] = field(default_factory=Counter)
-    discarded: Counter[str] = field(default_factory=Counter)
-    rejects: Counter[tuple[str, str]] = field(default_factory=Counter)
-    delays_s: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes per event
-
-    def add(self, parsed: ParsedBody, ex: Extracted) -> None:
-        self.nrecords += len(parsed.records) + len(parsed.bad)
-        for lines, out in ((ex.events, self.events), (ex.rejected, self.rejected)):
-            if lines:
-                part = b"".join(lines)
-                out.append(part)
-                self.nbytes += len(part)
-        self.accepted.update(ex.accepted)
-        self.discarded.update(ex.discarded)
-        self.rejects.update(ex.rejects)
-        self.delays_s.extend(ex.delays_s)
-
-    def spool_items(self, partition: str) -> list[tuple[str, str, bytes]]:
-        items = []
-        for stream, parts in (("events", self.events), ("rejected", self.rejected)):
-            if sum(map(len, parts)) <= _JOIN_OUTPUT_BYTES:
-                parts = [b"".join(parts)]
-            items.extend((stream, partition, part) for part in parts if part)
-        return items
 
 
 @dataclass
@@ -199,7 +54,7 @@ class IngestState:
     lake: Lake
     uploader: Uploader
     budget: InflightBudget
-    #: Held by the one long request working now (see _Pacer).
+    #: Held by the one long request working now (see budget.Pacer).
     heavy_lane: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     draining: bool = False
     drain_deadline: float | None = None  # time.monotonic() by which shutdown must be done
@@ -218,66 +73,11 @@ class IngestState:
 STATE = web.AppKey("state", IngestState)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _authorized(request: web.Request, tokens: tuple[bytes, ...]) -> bool:
-    if not tokens:
-        return True
-    given = request.headers.get("DD-API-KEY") or request.query.get("dd_api_key")
-    if given is None:
-        auth = request.headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-    if not given:
-        return False
-    candidate = given.encode("utf-8", "replace")
-    ok = False
-    for tok in tokens:  # compare against every token: time does not depend on which matched
-        ok |= hmac.compare_digest(candidate, tok)
-    return ok
-
-
-async def _read_body(
-    request: web.Request, limit: int, reservation: _Reservation, timeout_s: float
-) -> bytes:
-    """Read at most `limit` bytes of body within `timeout_s`; 413 as soon as it is known to be
-    larger, 503 as soon as the in-flight budget has no room for what arrived, 408 when it does
-    not arrive in time. Bytes are reserved as they arrive, not as announced: a client that
-    announces a large body and sends nothing holds nothing of the budget."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestError(
-            "body_too_large",
-            f"body of {length} bytes exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
-        )
-    chunks = []
-    total = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                chunk = await request.content.readany()
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise RequestError(
-                        "body_too_large",
-                        f"body exceeds the limit of {limit} bytes (LOGSHIP_MAX_BODY_BYTES)",
-                    )
-                reservation.grow(len(chunk))
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestError(
-            "body_read_timeout",
-            f"the body did not arrive within {timeout_s} s (LOGSHIP_BODY_READ_TIMEOUT_S), "
-            f"{total} bytes read",
-        ) from None
-    return b"".join(chunks)
+# --------------------------------------------------------------------------- the stages, in steps
 
 
 async def _decompress(
-    body: bytes, encoding: str, limit: int, reservation: _Reservation, pacer: _Pacer
+    body: bytes, encoding: str, limit: int, reservation: Reservation, pacer: Pacer
 ) -> bytes:
     """Decompress in steps, reserving the output as it is produced (see decompress_steps)."""
     pieces = []
@@ -296,12 +96,12 @@ async def _extract(
     data: bytes,
     fmt: BodyFormat,
     received: datetime,
-    reservation: _Reservation,
-    pacer: _Pacer,
-) -> _Batch:
+    reservation: Reservation,
+    pacer: Pacer,
+) -> Batch:
     """Parse and extract in steps, counting the output in flight; stop early once it can no
     longer fit the spool."""
-    batch = _Batch()
+    batch = Batch()
     for parsed in parse_steps(data, fmt, state.settings.max_record_bytes):
         if parsed is not None:
             before = batch.nbytes
@@ -339,19 +139,6 @@ def _error_response(exc: RequestError) -> web.Response:
     )
 
 
-def _count(route: str, nbytes: int, batch: _Batch) -> None:
-    metrics.received_records_total.labels(route).inc(batch.nrecords)
-    metrics.received_bytes_total.labels(route).inc(nbytes)
-    for name, n in batch.accepted.items():
-        metrics.accepted_events_total.labels(name).inc(n)
-    for reason, n in batch.discarded.items():
-        metrics.discarded_records_total.labels(reason).inc(n)
-    for (name, reason), n in batch.rejects.items():
-        metrics.rejected_events_total.labels(name, reason).inc(n)
-    delays_s = array("d", (d if d > 0 else 0.0 for d in batch.delays_s))
-    metrics.observe_many(metrics.event_delay_seconds, delays_s)  # type: ignore[arg-type]
-
-
 # --------------------------------------------------------------------------- handlers
 
 
@@ -362,8 +149,8 @@ async def handle_logs(request: web.Request) -> web.Response:
     started = time.perf_counter()
     state.inflight += 1
     state.idle.clear()
-    reservation = _Reservation(state.budget)
-    pacer = _Pacer(state.heavy_lane)
+    reservation = Reservation(state.budget)
+    pacer = Pacer(state.heavy_lane)
     try:
         response = await _ingest(request, state, route, reservation, pacer)
     except RequestError as exc:
@@ -389,15 +176,15 @@ async def _ingest(
     request: web.Request,
     state: IngestState,
     route: str,
-    reservation: _Reservation,
-    pacer: _Pacer,
+    reservation: Reservation,
+    pacer: Pacer,
 ) -> web.Response:
     s = state.settings
     if state.draining:
         raise RequestError("draining", "server is shutting down; retry")
-    if not _authorized(request, state.tokens):
+    if not authorized(request, state.tokens):
         raise RequestError("unauthorized", "missing or invalid API key / bearer token")
-    body = await _read_body(request, s.max_body_bytes, reservation, s.body_read_timeout_s)
+    body = await read_body(request, s.max_body_bytes, reservation, s.body_read_timeout_s)
     sent_bytes = len(body)
     encoding = request.headers.get("Content-Encoding", "")
     pacer.start()  # from here on, no await but the pacer's own: its clock is this request's
@@ -421,7 +208,7 @@ async def _ingest(
     except SpoolWriteError as exc:
         log(logger, logging.ERROR, "spool write failed; batch refused with 503", error=str(exc))
         raise RequestError("spool_write_failed", f"could not persist the batch: {exc}") from None
-    _count(route, sent_bytes, batch)
+    metrics.count_batch(route, sent_bytes, batch)
     if batch.rejects:
         state.rejects_log.add({f"{n or '-'}:{r}": c for (n, r), c in batch.rejects.items()})
     if datadog:
@@ -436,7 +223,7 @@ async def _ingest(
 
 async def handle_validate(request: web.Request) -> web.Response:
     """GET /api/v1/validate: Vector's datadog_logs healthcheck."""
-    if not _authorized(request, request.app[STATE].tokens):
+    if not authorized(request, request.app[STATE].tokens):
         return web.json_response({"errors": ["Forbidden"]}, status=403)
     return web.json_response({"valid": True})
 
@@ -500,9 +287,6 @@ def _lifecycle(
         )
         state.idle.set()
         metrics.init_labels(registry.events)
-        for route in metrics.ROUTES:
-            for reason in DECISIONS:
-                metrics.refused_requests_total.labels(route, reason)
         task = asyncio.create_task(uploader.run(), name="uploader")
         log(logger, logging.INFO, "ingest ready", lake=the_lake.url, spool=str(spool.root),
             spool_id=spool.spool_id, events=len(registry.events),
@@ -547,7 +331,7 @@ def build_app(
         client_max_size=settings.max_body_bytes + 1,
     )
     app.cleanup_ctx.append(_lifecycle(settings, registry, f"worker-{worker_index}", lake))
-    for path in ("/v1/logs", "/api/v2/logs", "/v1/input"):
+    for path in metrics.ROUTES:
         app.router.add_post(path, handle_logs)
     app.router.add_get("/api/v1/validate", handle_validate)
     app.router.add_get("/healthz", handle_healthz)

@@ -124,9 +124,10 @@ def redact(text: str) -> str:
 
 
 def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
-    """The secret values of a logship process's configuration: the auth tokens, the PII hash
-    key, the warehouse URL's password, the AWS secret key and session token."""
-    found = [t.strip() for t in environ.get("LOGSHIP_AUTH_TOKENS", "").split(",")]
+    """The secret values of a logship process's configuration: the ingest and UI tokens, the PII
+    hash key, the warehouse URL's password, the AWS secret key and session token."""
+    found = [t.strip() for var in ("LOGSHIP_AUTH_TOKENS", "LOGSHIP_UI_TOKENS")
+             for t in environ.get(var, "").split(",")]  # fmt: skip
     found += [environ.get(k, "") for k in
               ("LOGSHIP_PII_HASH_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]  # fmt: skip
     password = _url_password(environ.get("LOGSHIP_WAREHOUSE_URL", ""))

@@ -1,4 +1,4 @@
-"""Every Prometheus metric of the ingest server (DESIGN §7: the dashboard and alerts use these names).
+"""Every Prometheus metric of the ingest server (the dashboard and alerts use these names).
 
 Counters are incremented once per *batch* with the batch's count (an ``.inc()`` per record costs
 about a microsecond). Label values are bounded: routes and codes are ours, event names come
@@ -11,8 +11,10 @@ aggregates all of them (gauges: spool size summed, oldest age max over live work
 from __future__ import annotations
 
 import os
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,26 +27,14 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ingest.event import DISCARD_REASONS, REJECT_REASONS, RejectReason
 from ingest.fsutil import ERRNO_NAMES
 from ingest.status import DECISIONS
 
-ROUTES = ("/v1/logs", "/api/v2/logs", "/v1/input")
-DISCARD_REASONS = ("no_event_name", "unregistered_event")
-REJECT_REASONS = (
-    "validation",
-    "invalid_json",
-    "invalid_utf8",
-    "invalid_timestamp",
-    "non_finite_number",
-    "number_out_of_range",
-    "too_deep",
-    "record_too_large",
-    "invalid_character",
-    "invalid_key",
-    "value_too_large",
-    "internal",
-)
+if TYPE_CHECKING:  # a type only: the metrics module must not load the extractor
+    from ingest.extract import Batch
 
+ROUTES = ("/v1/logs", "/api/v2/logs", "/v1/input")
 requests_total = Counter(
     "logship_ingest_requests_total", "HTTP requests by route and status code", ["route", "code"]
 )
@@ -150,6 +140,20 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
     histogram._sum.inc(sum(values))
 
 
+def count_batch(route: str, sent_bytes: int, batch: Batch) -> None:
+    """Count one spooled batch: what was received, accepted, discarded and rejected."""
+    received_records_total.labels(route).inc(batch.nrecords)
+    received_bytes_total.labels(route).inc(sent_bytes)
+    for name, n in batch.accepted.items():
+        accepted_events_total.labels(name).inc(n)
+    for reason, n in batch.discarded.items():
+        discarded_records_total.labels(reason).inc(n)
+    for (name, reason), n in batch.rejects.items():
+        rejected_events_total.labels(name, reason).inc(n)
+    delays_s = array("d", (d if d > 0 else 0.0 for d in batch.delays_s))
+    observe_many(event_delay_seconds, delays_s)  # type: ignore[arg-type]
+
+
 def init_labels(events: Iterable[str]) -> None:
     """Create the bounded label sets at zero so rates and alerts work from the first scrape."""
     for route in ROUTES:
@@ -169,7 +173,7 @@ def init_labels(events: Iterable[str]) -> None:
         rejected_events_total.labels("", reason)
     for ev in events:
         accepted_events_total.labels(ev)
-        rejected_events_total.labels(ev, "validation")
+        rejected_events_total.labels(ev, RejectReason.VALIDATION)
 
 
 def exposition() -> tuple[bytes, str]:

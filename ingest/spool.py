@@ -1,4 +1,4 @@
-"""Stage 3: the durable spool — a batch is acknowledged only once it is here, fsynced.
+"""Stage 4: the durable spool — a batch is acknowledged only once it is here, fsynced.
 
 Layout of one spool directory (one per worker process)::
 
@@ -60,7 +60,6 @@ from ingest.logs import log
 
 logger = logging.getLogger("logship.spool")
 
-STREAMS = ("events", "rejected")
 _STATE = "spool.json"
 _WORKER_DIR = re.compile(r"worker-(\d+)")
 #: The most free space a write probe asks for before it tries (a failed group may be larger).

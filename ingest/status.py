@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What we answer for one failure reason, and whether the sender will retry it."""
+    """What we answer for one failure reason. Whether the sender retries follows from the
+    status alone (408 and 5xx are retried, any other 4xx drops the batch): see the groups of
+    :data:`DECISIONS`."""
 
     status: int
-    retry: bool
     retry_after_s: int | None = None
     #: Close the connection after answering: the rest of the request will never be read.
     close_connection: bool = False
@@ -25,22 +26,22 @@ class Decision:
 
 DECISIONS: dict[str, Decision] = {
     # Don't retry: the same request would fail the same way.
-    "unauthorized": Decision(401, retry=False),
-    "body_too_large": Decision(413, retry=False),
-    "decompressed_too_large": Decision(413, retry=False),
-    "unsupported_encoding": Decision(415, retry=False),
-    "bad_compression": Decision(400, retry=False),
-    "invalid_body": Decision(400, retry=False),
+    "unauthorized": Decision(401),
+    "body_too_large": Decision(413),
+    "decompressed_too_large": Decision(413),
+    "unsupported_encoding": Decision(415),
+    "bad_compression": Decision(400),
+    "invalid_body": Decision(400),
     # Retry: ours, and passes with time.
-    "spool_full": Decision(503, retry=True, retry_after_s=5),
-    "draining": Decision(503, retry=True, retry_after_s=5),
-    "spool_write_failed": Decision(503, retry=True, retry_after_s=5),
+    "spool_full": Decision(503, retry_after_s=5),
+    "draining": Decision(503, retry_after_s=5),
+    "spool_write_failed": Decision(503, retry_after_s=5),
     # LOGSHIP_MAX_INFLIGHT_BYTES of requests are being worked on: passes within seconds.
     # Closed after the answer: the refusal may come before the body was read, and draining a
     # body we will not use (up to LOGSHIP_MAX_BODY_BYTES) would waste what the budget protects.
-    "overloaded": Decision(503, retry=True, retry_after_s=2, close_connection=True),
+    "overloaded": Decision(503, retry_after_s=2, close_connection=True),
     # The body did not arrive within LOGSHIP_BODY_READ_TIMEOUT_S (a stalled or very slow client).
-    "body_read_timeout": Decision(408, retry=True, close_connection=True),
+    "body_read_timeout": Decision(408, close_connection=True),
 }
 
 

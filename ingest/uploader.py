@@ -1,4 +1,4 @@
-"""Stage 4: closed spool segments → gzip NDJSON lake objects, then deleted from the spool.
+"""Stage 5: closed spool segments → gzip NDJSON lake objects, then deleted from the spool.
 
 A segment is deleted only after its bytes are known to be in the lake, so an S3 outage costs
 spool space, never data. Keys are deterministic (see :mod:`ingest.spool`) and the upload is a
@@ -18,7 +18,6 @@ turns 503 at 90% of the spool's cap.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 
@@ -27,7 +26,7 @@ from isal import igzip
 from ingest import metrics
 from ingest.backoff import Backoff
 from ingest.fsutil import errno_name, is_local_fault
-from ingest.lake import Lake, classify_error
+from ingest.lake import Lake, classify_error, keys
 from ingest.logs import log
 from ingest.spool import Fault, Segment, Spool
 
@@ -39,17 +38,9 @@ class KeyConflict(Exception):
 
 
 def object_key(seg: Segment, writer: str, spool_id: str) -> str:
-    """`<stream>/dt=YYYY-MM-DD/hour=HH/<writer>-<origin spool id>-<sequence>.json.gz`; the
-    origin is the spool that wrote the segment (`spool_id`, the holder's, for its own)."""
-    origin = seg.origin or spool_id
-    return f"{seg.stream}/dt={seg.dt}/hour={seg.hour}/{writer}-{origin}-{seg.seq:012d}.json.gz"
-
-
-def content_key(key: str, body: bytes) -> str:
-    """The fallback for a taken key: the same name plus a digest of the object, so it cannot
-    collide with another segment's, and a retry after a crash finds its own bytes there."""
-    digest = hashlib.sha256(body).hexdigest()[:16]
-    return key.removesuffix(".json.gz") + f"-{digest}.json.gz"
+    """The lake key of `seg` (layout: :func:`ingest.lake.keys.object_key`); the origin is the
+    spool that wrote the segment (`spool_id`, the holder's, for its own)."""
+    return keys.object_key(seg.stream, seg.dt, seg.hour, writer, seg.origin or spool_id, seg.seq)
 
 
 def _compress(seg: Segment) -> bytes:
@@ -143,7 +134,7 @@ class Uploader:
             return key, "uploaded"
         if await self.lake.same_content(key, body):
             return key, "already in the lake (an earlier upload of this segment)"
-        alt = content_key(key, body)
+        alt = keys.content_key(key, body)
         log(logger, logging.WARNING,
             "key holds a different object (a moved, merged or restored spool); "
             "uploading under a new key", key=key, new_key=alt)  # fmt: skip

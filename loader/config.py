@@ -5,9 +5,12 @@ The README's configuration table is generated from these docstrings (`logship co
 
 from __future__ import annotations
 
+import zoneinfo
+
 from pydantic import Field, SecretStr, field_validator
 
 from ingest.config import CommonSettings, parse_addr
+from loader.analytics import USABLE_STATES, AnalyticsConfig
 
 
 class LoaderSettings(CommonSettings):
@@ -55,7 +58,7 @@ class LoaderSettings(CommonSettings):
     """DuckDB's `memory_limit` for the loader (larger loads spill to disk instead of growing
     the process); DuckDB only."""
 
-    usable_states: str = "available,assigned,on_trip"
+    usable_states: str = ",".join(USABLE_STATES)
     """Comma-separated `robot.state_changed` states that count as usable supply."""
 
     timezone: str = "UTC"
@@ -77,8 +80,6 @@ class LoaderSettings(CommonSettings):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -93,9 +94,8 @@ class LoaderSettings(CommonSettings):
             raise ValueError("comma-separated lowercase state names")
         return ",".join(states)
 
-    def analytics(self):  # type: ignore[no-untyped-def]
-        from loader.analytics import AnalyticsConfig
-
+    def analytics(self) -> AnalyticsConfig:
+        """The analyses' settings (`LOGSHIP_USABLE_STATES`, `LOGSHIP_TIMEZONE`, the margin)."""
         return AnalyticsConfig(
             usable_states=tuple(self.usable_states.split(",")),
             timezone=self.timezone,

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from ingest.lake import Lake, ObjectInfo
+from ingest.lake import Lake, ObjectInfo, keys
 
-PREFIX = "events/"
+PREFIX = keys.stream_prefix(keys.EVENTS)
 
 
 class Discovery:
@@ -45,7 +45,7 @@ class Discovery:
         days = []
         d = start
         while d <= end:
-            days.append(f"{PREFIX}dt={d.isoformat()}/")
+            days.append(keys.day_prefix(keys.EVENTS, d))
             d += timedelta(days=1)
         return days
 
@@ -55,7 +55,7 @@ class Discovery:
         full = time.monotonic() - self._last_full >= self.full_scan_interval_s
         listing: list[ObjectInfo] = []
         for prefix in [PREFIX] if full else self.prefixes(now):
-            listing.extend([o async for o in self.lake.list(prefix) if o.key.endswith(".json.gz")])
+            listing.extend([o async for o in self.lake.list(prefix) if keys.is_object(o.key)])
         if full:
             self._last_full = time.monotonic()
             self._known &= {o.key for o in listing}  # forget what is gone from the lake

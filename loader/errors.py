@@ -14,7 +14,7 @@ of the ledger, the lock or the commit never is, whatever its type. What decides 
 error's class — Redshift's load error, SQLSTATE 22/23, DuckDB's reader and constraint errors,
 or a structural check of the file itself (:func:`gzip_problem`) — and the isolation confirms it:
 the object must fail alone. Anything else that fails while reading the batch is only *suspected*:
-it is isolated too, but never quarantined (see :mod:`loader.core`: such an object is held).
+it is isolated too, but never quarantined (see :mod:`loader.cycle`: such an object is held).
 """
 
 from __future__ import annotations

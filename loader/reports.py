@@ -9,13 +9,13 @@ every control and non-ASCII character as `\\uXXXX`), so it never carries them ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from typing import Any, TextIO
-
-import orjson
 
 from ingest.logs import redact, register_secrets, secrets_from_env
 from ingest.registry import load_registry
@@ -58,58 +58,70 @@ def _warehouse(settings: LoaderSettings) -> Warehouse:
         iam_role=settings.redshift_iam_role,
         statement_timeout_s=settings.statement_timeout_s,
         duckdb_memory_limit=settings.duckdb_memory_limit,
-        analytics=settings.analytics(),
+        views=None,  # the reports only read: the loader creates the views
     )
 
 
 class ReportError(Exception):
-    """The warehouse could not answer (unreachable, nothing loaded yet); a one-line message."""
+    """The warehouse could not answer (unreachable, nothing loaded yet), or the command's
+    arguments were not usable; a one-line message."""
 
 
-def _rows(settings: LoaderSettings, statement: str, params: list[Any]) -> list[tuple[Any, ...]]:
+@contextlib.contextmanager
+def _reading(settings: LoaderSettings) -> Iterator[analytics.Reader]:
+    """A :class:`~loader.analytics.Reader` over the configured warehouse, closed after. A
+    failing query becomes a one-line ReportError (the DSN redacted), an argument the analyses
+    refuse (ValueError) one saying why."""
     url = settings.warehouse_url.get_secret_value()
     register_secrets(*secrets_from_env({"LOGSHIP_WAREHOUSE_URL": url}))
     wh = _warehouse(settings)
+
+    def query(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return wh.query(statement, params)
+        except Exception as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0][:300] if text else type(exc).__name__
+            first = terminal_safe(redact(first))  # a driver's message may quote values or the DSN
+            raise ReportError(
+                f"cannot query the warehouse ({type(wh).__name__}): {first}"
+            ) from None
+
     try:
-        return wh.query(statement, params)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        first = terminal_safe(redact(first))  # a driver's message may quote values or the DSN
-        raise ReportError(f"cannot query the warehouse ({type(wh).__name__}): {first}") from None
+        yield analytics.Reader(query, wh.dialect, wh.schema, settings.analytics())
+    except ValueError as exc:
+        raise ReportError(terminal_safe(str(exc))) from None
     finally:
         wh.close()
+
+
+def _day(text: str) -> date:
+    try:
+        return analytics.parse_day(text)
+    except ValueError as exc:
+        raise ReportError(terminal_safe(str(exc))) from None
 
 
 def session(
     settings: LoaderSettings, delivery_id: str, as_json: bool, out: TextIO = sys.stdout
 ) -> int:
-    d = _warehouse(settings).dialect
-    stmt = analytics.session_query(d, settings.warehouse_schema, settings.analytics())
-    rows = _rows(settings, stmt, [delivery_id])
-    if not rows:
+    with _reading(settings) as r:
+        events = analytics.session(r, delivery_id)
+    if not events:
         print(f"logship: no events for delivery '{terminal_safe(delivery_id)}' in the warehouse",
               file=sys.stderr)  # fmt: skip
         return 1
-    events = []
-    for eid, name, occurred, received, service, host, did, rid, props, gap in rows:
-        events.append(
-            {"event_id": eid, "event_name": name, "occurred_at": _iso(occurred),
-             "received_at": _iso(received), "service": service, "host": host,
-             "delivery_id": did, "robot_id": rid,
-             "properties": orjson.loads(props) if props else {},
-             "gap_s": None if gap is None else round(float(gap), 6)}
-        )  # fmt: skip
     if as_json:
         out.write(json.dumps(events, indent=2) + "\n")
         return 0
-    first = rows[0][2]
+    first = _time(events[0]["occurred_at"])
     out.write(f"delivery {terminal_safe(delivery_id)}: {len(events)} events, "
-              f"{_iso(first)} → {_iso(rows[-1][2])}\n")  # fmt: skip
+              f"{events[0]['occurred_at']} → {events[-1]['occurred_at']}\n")  # fmt: skip
     out.write(
         f"{'time (UTC)':<27} {'+offset':>9} {'gap':>8}  {'service':<12} {'robot':<10} event\n"
     )
-    for e, row in zip(events, rows, strict=True):
-        offset = (row[2] - first).total_seconds()
+    for e in events:
+        offset = (_time(e["occurred_at"]) - first).total_seconds()
         gap = "" if e["gap_s"] is None else f"{e['gap_s']:.0f}s"
         keys = " ".join(f"{k}={terminal_safe(e['properties'][k])}" for k in _KEY_PROPS
                         if e["properties"].get(k))  # fmt: skip
@@ -121,14 +133,15 @@ def session(
 
 def supply_hours(settings: LoaderSettings, day: str | None, robot: str | None, as_json: bool,
                  out: TextIO = sys.stdout) -> int:  # fmt: skip
-    d = _warehouse(settings).dialect
-    params: list[Any] = []
-    if day:
-        params.append(analytics.parse_day(day))
-    if robot:
-        params.append(robot)
-    stmt = analytics.supply_query(d, settings.warehouse_schema, bool(day), bool(robot))
-    items = analytics.shape_supply(_rows(settings, stmt, params))
+    """One day: the bounded analysis (the same the web UI shows). No --date: every day in
+    the warehouse, through the `supply_hours_daily` view."""
+    when = _day(day) if day else None
+    with _reading(settings) as r:
+        if when is not None:
+            items = analytics.supply_hours(r, when, when, robot)
+        else:
+            stmt = analytics.supply_view_sql(r.dialect, r.schema, robot is not None)
+            items = analytics.shape_supply(r.query(stmt, [robot] if robot is not None else []))
     if as_json:
         out.write(json.dumps(items, indent=2) + "\n")
         return 0
@@ -136,30 +149,31 @@ def supply_hours(settings: LoaderSettings, day: str | None, robot: str | None, a
         out.write("no robot.state_changed data for that selection\n")
         return 0
     out.write(f"{'robot':<10} {'date':<10} {'usable h':>9} {'down h':>8}  downtime by reason\n")
-    totals: dict[str, float] = {}
     for it in items:
         down = sum(it["downtime_hours"].values())
         reasons = ", ".join(f"{terminal_safe(k)} {v:.2f}" for k, v in
                             sorted(it["downtime_hours"].items(), key=lambda kv: -kv[1]))  # fmt: skip
-        robot, day = terminal_safe(it["robot_id"]), terminal_safe(it["date"])
-        out.write(f"{robot:<10} {day:<10} {it['usable_hours']:>9.2f} {down:>8.2f}  {reasons}\n")
-        for k, v in it["downtime_hours"].items():
-            totals[k] = totals.get(k, 0.0) + v
-    all_down = sum(totals.values())
-    if all_down:
-        top, hours = max(totals.items(), key=lambda kv: kv[1])
-        out.write(f"{hours / all_down:.0%} of downtime was due to {terminal_safe(top)}\n")
+        rid, date_ = terminal_safe(it["robot_id"]), terminal_safe(it["date"])
+        out.write(f"{rid:<10} {date_:<10} {it['usable_hours']:>9.2f} {down:>8.2f}  {reasons}\n")
+    headline = analytics.supply_totals(items)["headline"]
+    if headline:
+        out.write(f"{headline['share']:.0%} of downtime was due to "
+                  f"{terminal_safe(headline['reason'])}\n")  # fmt: skip
     return 0
 
 
 def funnel(
     settings: LoaderSettings, day: str | None, as_json: bool, out: TextIO = sys.stdout
 ) -> int:
-    d = _warehouse(settings).dialect
-    params = [analytics.parse_day(day)] if day else []
-    result = analytics.shape_funnel(
-        _rows(settings, analytics.funnel_query(d, settings.warehouse_schema, bool(day)), params)
-    )
+    """One day: the bounded analysis (the web UI's). No --date: every delivery, through the
+    `delivery_funnel` view."""
+    when = _day(day) if day else None
+    with _reading(settings) as r:
+        if when is not None:
+            result = analytics.funnel(r, when, when)
+        else:
+            rows = r.query(analytics.funnel_view_sql(r.dialect, r.schema), [])
+            result = analytics.shape_funnel(rows, r.cfg)
     if as_json:
         out.write(json.dumps(result, indent=2) + "\n")
         return 0
@@ -172,12 +186,5 @@ def funnel(
     return 0
 
 
-def _iso(v: Any) -> str | None:
-    """Warehouse timestamps as RFC 3339 UTC (naive values are UTC)."""
-    if v is None:
-        return None
-    if isinstance(v, datetime):
-        if v.utcoffset() is not None:
-            v = v.astimezone(UTC).replace(tzinfo=None)
-        return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return str(v)
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

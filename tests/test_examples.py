@@ -26,7 +26,7 @@ async def test_readme_curl_example(aiohttp_client: Any, tmp_path: Path) -> None:
 
 
 def test_readme_config_table_is_current() -> None:
-    from ingest.configdoc import markdown_table
+    from ingest.cli.configdoc import markdown_table
 
     readme = (ROOT / "README.md").read_text()
     for line in markdown_table().splitlines()[2:]:

@@ -1,4 +1,4 @@
-"""The Helm chart (issue 5), rendered and linted by the real Helm SDK and every manifest
+"""The Helm chart, rendered and linted by the real Helm SDK and every manifest
 validated against the Kubernetes OpenAPI schemas (kubernetes-validate, strict) or, for the
 prometheus-operator CRDs, against their vendored openAPIV3Schema (jsonschema).
 

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ingest.cli import build_parser
+from ingest.cli.parser import build_parser
 from ingest.config import IngestSettings, load_settings, parse_addr
 from loader.config import LoaderSettings
 
@@ -138,7 +138,7 @@ def test_entrypoint_and_cmd_match_the_cli() -> None:
     parser = build_parser()
     subcommands = _subcommands(parser)
     assert "ingest" in subcommands and "load" in subcommands  # the parser was found
-    if args[0] != "demo":  # `demo` is dispatched before argparse (ingest/cli.py main)
+    if args[0] != "demo":  # `demo` is dispatched before argparse (ingest/cli/main.py)
         assert args[0] in subcommands
         parsed = parser.parse_args(args)  # raises SystemExit on anything the CLI refuses
         assert parsed.command == args[0]
@@ -146,7 +146,7 @@ def test_entrypoint_and_cmd_match_the_cli() -> None:
 
 def test_the_console_script_is_logship() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["logship"] == "ingest.cli:main"
+    assert project["scripts"]["logship"] == "ingest.cli.main:main"
 
 
 def test_exposes_the_default_ports_and_listens_on_all_interfaces() -> None:

@@ -2,9 +2,10 @@
 
 Every PromQL expression of the Grafana dashboard (panel targets and template-variable queries)
 and of the rendered PrometheusRule is parsed with `promql-parser`; every metric it selects must
-be a family that a *running* `logship ingest` or `logship load` exposes on /metrics (both are
-started here as the image starts them, scraped over HTTP, and stopped with SIGTERM), and every
-label it groups by must be one those metrics carry (or one Prometheus adds to every target).
+be a family that a *running* `logship ingest`, `logship load` or `logship ui` exposes on /metrics
+(all three are started here as the image starts them, scraped over HTTP, and stopped with
+SIGTERM), and every label it groups by must be one those metrics carry (or one Prometheus adds
+to every target).
 The dashboard's panels and variables, and each alert's labels, annotations and runbook anchor,
 are checked too.
 """
@@ -107,14 +108,14 @@ def _scrape_when_up(proc: subprocess.Popen[bytes], url: str, must_have: str) -> 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
-    """Metric families a running ingest and a running loader expose: name → {type, labels,
+    """Metric families a running ingest, loader and web UI expose: name → {type, labels,
     source}, from the `# TYPE` lines and the samples of their /metrics."""
     tmp = tmp_path_factory.mktemp("logship")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSHIP_")}
     env.update(NO_PROXY="127.0.0.1,localhost", LOGSHIP_LAKE_URL=str(tmp / "lake"))
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         env.pop(var, None)
-    iport, lport = free_port(), free_port()
+    iport, lport, uport = free_port(), free_port(), free_port()
     ingest = subprocess.Popen(
         [_logship(), "ingest"],
         cwd=tmp,
@@ -133,6 +134,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dic
             LOGSHIP_WAREHOUSE_URL=f"duckdb:///{tmp / 'warehouse.duckdb'}",
         ),
     )
+    ui = subprocess.Popen(
+        [_logship(), "ui"],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(
+            env,
+            LOGSHIP_UI_HTTP_ADDR=f"127.0.0.1:{uport}",
+            LOGSHIP_WAREHOUSE_URL=f"duckdb:///{tmp / 'warehouse.duckdb'}",
+        ),
+    )
     started = False
     try:
         bodies = {
@@ -141,6 +153,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dic
             ),
             "loader": _scrape_when_up(
                 loader, f"http://127.0.0.1:{lport}/metrics", "logship_loader_lag_seconds"
+            ),
+            # a sample of the request counter: the scrape before this one was counted
+            "ui": _scrape_when_up(
+                ui, f"http://127.0.0.1:{uport}/metrics", 'logship_ui_requests_total{route="'
             ),
         }
         families: dict[str, dict[str, Any]] = {}
@@ -162,17 +178,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dic
         yield families
     finally:
         codes = {}
-        for proc in (ingest, loader):
+        for proc in (ingest, loader, ui):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in (("ingest", ingest), ("loader", loader)):
+        for name, proc in (("ingest", ingest), ("loader", loader), ("ui", ui)):
             try:
                 codes[name] = proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 codes[name] = "killed"
-    if started:  # both drained and exited cleanly on SIGTERM, as in a pod
-        assert codes == {"ingest": 0, "loader": 0}, codes
+    if started:  # all drained and exited cleanly on SIGTERM, as in a pod
+        assert codes == {"ingest": 0, "loader": 0, "ui": 0}, codes
 
 
 def series_names(families: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Coverage-guided fuzzing of stage 1, :mod:`ingest.decode` (atheris = libFuzzer for Python).
+"""Coverage-guided fuzzing of :mod:`ingest.decompress` and :mod:`ingest.records` (atheris =
+libFuzzer for Python).
 
     python tests/fuzz/fuzz_decode.py -atheris_runs=200000                    # a quick run
     mkdir -p /tmp/corpus-decode
@@ -37,14 +38,8 @@ import _common  # first: puts the repository on sys.path
 import atheris
 
 with atheris.instrument_imports(include=["ingest"]):
-    from ingest.decode import (
-        STEP_OUT_BYTES,
-        BodyFormat,
-        decompress,
-        decompress_steps,
-        parse_records,
-        parse_steps,
-    )
+    from ingest.decompress import STEP_OUT_BYTES, decompress, decompress_steps
+    from ingest.records import BodyFormat, parse_records, parse_steps
     from ingest.status import DECISIONS, RequestError
 
 import cramjam

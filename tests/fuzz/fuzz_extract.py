@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of stage 2, :mod:`ingest.extract` over :mod:`ingest.decode`'s output.
+"""Coverage-guided fuzzing of :mod:`ingest.extract` over :mod:`ingest.records`' output.
 
     python tests/fuzz/fuzz_extract.py -atheris_runs=100000
     mkdir -p /tmp/corpus-extract
@@ -14,7 +14,7 @@ checked:
 
 * extraction never raises, and every record is counted exactly once (accepted, discarded or
   rejected); no record ever reaches the catch-all dead letter (reason "internal");
-* every event line passes :func:`ingest.extract.canonical_problems` — the one description of
+* every event line passes :func:`ingest.event.canonical_problems` — the one description of
   what both warehouses load (column order, rendered RFC 3339 times in 1970-2199, ids and text
   columns within their byte widths, no U+0000, integers within 64 bits, bounded strings, keys
   and nesting) — names a registry event, and is within the record limit; every dead letter
@@ -32,9 +32,9 @@ import _common  # first: puts the repository on sys.path
 import atheris
 
 with atheris.instrument_imports(include=["ingest"]):
-    from ingest.decode import BodyFormat, LazyArray, ParsedBody, parse_records
-    from ingest.extract import Extractor, Limits, canonical_problems
-    from ingest.metrics import DISCARD_REASONS, REJECT_REASONS
+    from ingest.event import DISCARD_REASONS, REJECT_REASONS, canonical_problems
+    from ingest.extract import Extractor, Limits
+    from ingest.records import BodyFormat, LazyArray, ParsedBody, parse_records
     from ingest.registry import PiiHasher, load_registry, parse_registry
     from ingest.status import RequestError
 

@@ -1,5 +1,5 @@
 """Coverage-guided fuzzing of the loader's side: arbitrary lake objects, mixed with good ones in
-one batch, through the real :class:`loader.core.Loader` and DuckDB (in memory).
+one batch, through the real :class:`loader.cycle.Loader` and DuckDB (in memory).
 
     python tests/fuzz/fuzz_load.py -atheris_runs=2000
     mkdir -p /tmp/corpus-load
@@ -45,9 +45,9 @@ import atheris
 
 with atheris.instrument_imports(include=["loader"]):
     from loader.config import LoaderSettings
-    from loader.core import Loader
+    from loader.cycle import Loader
     from loader.errors import classify
-    from loader.service import build_loader
+    from loader.server import build_loader
 
 import orjson
 

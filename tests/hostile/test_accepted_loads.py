@@ -31,9 +31,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.decode import BodyFormat, parse_records
-from ingest.extract import Extractor, Limits, canonical_problems
+from ingest.event import canonical_problems
+from ingest.extract import Extractor, Limits
 from ingest.lake import ObjectInfo
+from ingest.records import BodyFormat, parse_records
 from ingest.registry import PiiHasher, parse_registry
 from ingest.status import RequestError
 from loader.warehouse import DuckDBWarehouse, RedshiftWarehouse
@@ -450,7 +451,11 @@ def test_every_accepted_event_loads_into_duckdb(lake: Lake, tmp_path: Path) -> N
         path.write_bytes(data)
         infos.append(ObjectInfo(key, len(data), datetime.now(UTC)))
     wh = DuckDBWarehouse(
-        str(tmp_path / "wh.duckdb"), schema="logship", entities=ENTITIES, dedupe_window_s=7 * 86400
+        str(tmp_path / "wh.duckdb"),
+        schema="logship",
+        entities=ENTITIES,
+        dedupe_window_s=7 * 86400,
+        views=None,
     )
     try:
         wh.ensure_schema()
@@ -490,7 +495,7 @@ def test_every_accepted_event_loads_into_redshift(
     db = redshift_db
     url = f"redshift://{db['user']}:{db['password']}@{db['host']}:{db['port']}/{db['database']}?ssl=false"
     wh = RedshiftWarehouse(
-        url, ROLE, 60, schema="logship", entities=ENTITIES, dedupe_window_s=7 * 86400
+        url, ROLE, 60, schema="logship", entities=ENTITIES, dedupe_window_s=7 * 86400, views=None
     )
     try:
         wh.ensure_schema()

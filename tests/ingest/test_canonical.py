@@ -11,20 +11,18 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest.decode import BodyFormat, ParsedBody, parse_records
-from ingest.extract import (
+from ingest.event import (
     MAX_KEY_BYTES,
     MAX_LINE_BYTES,
     MAX_PROPERTIES_DEPTH,
     MAX_STRING_BYTES,
-    Extracted,
-    Extractor,
-    Limits,
     Reject,
     canonical_problems,
-    parse_timestamp,
 )
+from ingest.extract import Extracted, Extractor, Limits
+from ingest.records import BodyFormat, ParsedBody, parse_records
 from ingest.registry import PiiHasher, parse_registry
+from ingest.timestamps import parse_timestamp
 from tests.payloads import vector_record
 
 RECEIVED = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)

@@ -1,5 +1,6 @@
-"""Record → registry event rules of DESIGN §3, on the bundled registry: where the body is found,
-name fields, properties, timestamps, ids, service/host, PII, discards and rejects."""
+"""Record → registry event rules (docs/architecture.md#record-to-event), on the bundled
+registry: where the body is found, name fields, properties, timestamps, ids, service/host, PII,
+discards and rejects."""
 
 from __future__ import annotations
 
@@ -14,16 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.decode import BodyFormat, LazyArray, ParsedBody, parse_records
-from ingest.extract import (
-    Extracted,
-    Extractor,
-    Limits,
-    Reject,
-    canonical_problems,
-    parse_timestamp,
-)
+from ingest.event import DISCARD_REASONS, REJECT_REASONS, Reject, canonical_problems
+from ingest.extract import Extracted, Extractor, Limits
+from ingest.records import BodyFormat, LazyArray, ParsedBody, parse_records
 from ingest.registry import PiiHasher, load_registry, parse_registry
+from ingest.spool import Segment
+from ingest.status import RequestError
+from ingest.timestamps import parse_timestamp
+from ingest.uploader import object_key
 from tests.payloads import datadog_record, noise_record, vector_record
 
 RECEIVED = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
@@ -226,9 +225,6 @@ def test_oversized_and_too_deep_records_rejected_alone() -> None:
 
 
 def test_event_names_never_reach_object_keys() -> None:
-    from ingest.spool import Segment
-    from ingest.uploader import object_key
-
     seg = Segment(1, "events", "2026-11-23T08", path=__import__("pathlib").Path("x"))
     assert object_key(seg, "w", "s") == "events/dt=2026-11-23/hour=08/w-s-000000000001.json.gz"
 
@@ -314,7 +310,7 @@ def test_redelivery_without_any_timestamp_keeps_its_ids() -> None:
     assert a["event_id"] == b["event_id"] and a["received_at"] != b["received_at"]
 
 
-# --------------------------------------------------------------------------- properties (issue 7)
+# --------------------------------------------------------------------------- properties
 #
 # Extraction as properties, over the bundled registry and one that uses every field type:
 # valid events are accepted in every record shape the senders make, the two JSON paths (lazy
@@ -417,7 +413,7 @@ def shaped(name: str, props: dict[str, Any], shape: str, extra: dict[str, Any]) 
         return {"evt.name": name, **flat}
     if shape == "evt":
         return {"evt": {"name": name}, **flat}
-    if shape == "segment":  # Segment track shape (seed 002): properties in `properties`
+    if shape == "segment":  # Segment track shape (properties in `properties`)
         return {"event": name, "properties": props, **extra}
     message = orjson.dumps({"event": name, **flat}).decode()
     if shape == "vector":
@@ -579,7 +575,7 @@ def test_lazy_and_materialised_paths_agree(batch: list[Any]) -> None:
 
 
 def test_null_message_falls_back_to_log_on_both_paths() -> None:
-    """Regression (issue 7): on the lazy path a record with `"message": null` never looked at
+    """Regression: on the lazy path a record with `"message": null` never looked at
     its `log`, so its event was discarded there and accepted on every other path."""
     body = orjson.dumps({"event": "robot.error", "robot_id": "R", "error_code": "E"}).decode()
     batch = orjson.dumps([{"message": None, "log": body}])
@@ -612,9 +608,6 @@ def test_any_body_counts_add_up_and_every_line_is_valid(
     """Whatever the body: a 400 for the batch, or every record counted exactly once (accepted,
     discarded or rejected), every event line a valid canonical event within the record limit,
     every dead letter valid JSON with a known reason — and none from the catch-all."""
-    from ingest.metrics import DISCARD_REASONS, REJECT_REASONS
-    from ingest.status import RequestError
-
     raw = bytearray(body)
     for at, patch in damage:
         at %= len(raw) + 1
@@ -644,7 +637,7 @@ def test_any_body_counts_add_up_and_every_line_is_valid(
 
 
 def test_entity_columns_are_cut_to_256_characters() -> None:
-    """Regression (issue 7): a declared string entity went to its column uncut, while the
+    """Regression: a declared string entity went to its column uncut, while the
     warehouse column (VARCHAR(1024) = 256 characters of up to 4 bytes) relies on ingest cutting
     it — one long id failed the COPY of a whole lake object. An empty id is NULL, as when the
     entity is not declared."""
@@ -659,7 +652,7 @@ def test_entity_columns_are_cut_to_256_characters() -> None:
 
 
 def test_invalid_utf8_in_the_envelope_is_an_invalid_utf8_reject() -> None:
-    """Regression (atheris, issue 7): a record read by the lenient parser (invalid UTF-8 in its
+    """Regression (found by atheris): a record read by the lenient parser (invalid UTF-8 in its
     envelope, here the container name that becomes `service`) with a good event in `message`
     failed inside the event-id hash and was dead-lettered by the catch-all as "internal",
     without its record."""

@@ -3,6 +3,7 @@ the lake, plus auth, probes and the status-code contract."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from pathlib import Path
 from typing import Any
@@ -246,8 +247,6 @@ async def test_inflight_budget_answers_503_overloaded(aiohttp_client: Any, tmp_p
 async def test_a_stalled_body_gets_408_and_the_connection_is_closed(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    import asyncio
-
     client = await aiohttp_client(build_app(make_settings(tmp_path, body_read_timeout_s=0.3)))
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     writer.write(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{}")

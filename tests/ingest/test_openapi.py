@@ -1,4 +1,5 @@
-"""The HTTP contract in ``ingest/data/openapi.yaml`` (DESIGN §2) against the code and a live server.
+"""The HTTP contract in ``ingest/data/openapi.yaml`` (docs/architecture.md#http-api) against the
+code and a live server.
 
 * The document is valid OpenAPI, names exactly the routes the app registers, every status and
   error reason of :mod:`ingest.status` (with ``Retry-After`` where the sender must wait), and is
@@ -50,6 +51,7 @@ from schemathesis.specs.openapi.checks import (
 import ingest
 from ingest.app import STATE, build_app
 from ingest.openapi import spec_bytes
+from ingest.records import BodyFormat, body_format
 from ingest.spool import SpoolWriteError
 from ingest.status import DECISIONS
 from tests.conftest import free_port, make_settings
@@ -200,8 +202,6 @@ def test_document_names_every_status_and_reason_of_status_py() -> None:
 
 
 def test_document_names_every_encoding_and_body_format() -> None:
-    from ingest.decode import BodyFormat, body_format
-
     param = resolve(SPEC["paths"]["/v1/logs"]["post"]["parameters"][0])
     assert param["name"] == "Content-Encoding"
     pattern = re.compile(param["schema"]["pattern"])

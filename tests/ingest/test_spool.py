@@ -16,8 +16,12 @@ from typing import Any
 
 import pytest
 
+import ingest.lake.local as lake_module
+import ingest.spool as spool_module
 from ingest import metrics
+from ingest.lake import LocalLake
 from ingest.spool import Spool, SpoolWriteError
+from ingest.uploader import Uploader
 
 P = "2026-11-23T08"
 
@@ -194,9 +198,6 @@ async def test_uploader_survives_a_failing_pass(
 ) -> None:
     """An exception in a pass (a disk error while rotating) is counted and retried; it does not
     end the uploader task."""
-    from ingest.lake import LocalLake
-    from ingest.uploader import Uploader
-
     spool = make(tmp_path / "spool", object_max_age_s=0)
     lake = LocalLake(tmp_path / "lake")
     await lake.start()
@@ -237,9 +238,6 @@ async def test_drain_gives_up_on_a_hung_upload_and_keeps_the_data(
     """A shutdown flush against an S3 that never answers ends at its budget (the pod's grace
     period is not overrun); the acknowledged data stays in the spool and the next start
     uploads it, once."""
-    from ingest.lake import LocalLake
-    from ingest.uploader import Uploader
-
     lake = LocalLake(tmp_path / "lake")
     await lake.start()
     spool = make(tmp_path / "spool")
@@ -277,8 +275,6 @@ class OsFaults:
     FD_OPS = {"write", "fsync", "ftruncate"}
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path):
-        import ingest.spool as spool_module
-
         self.root = str(root.resolve())
         self.left: dict[str, tuple[int, int]] = {}  # op -> (errno, failures left)
         self.skip: dict[str, int] = {}
@@ -375,8 +371,6 @@ async def test_dir_fsync_of_a_new_segment_fails_then_is_retried(
     spool = make(tmp_path / "spool")
     await spool.append([("events", P, b"a\n")])  # the segment exists: now the next partition
     real_fsync_dir_calls = []
-    import ingest.spool as spool_module
-
     orig = spool_module.fsync_dir
 
     def failing_fsync_dir(path: Path) -> None:
@@ -471,9 +465,6 @@ async def test_rotation_failing_at_each_step_is_retried(
 async def test_a_failed_unlink_is_retried_without_a_second_upload(
     tmp_path: Path, faults: OsFaults
 ) -> None:
-    from ingest.lake import LocalLake
-    from ingest.uploader import Uploader
-
     lake = LocalLake(tmp_path / "lake")
     await lake.start()
     spool = make(tmp_path / "spool")
@@ -640,17 +631,12 @@ async def test_workers_unset_adopts_nothing(tmp_path: Path) -> None:
 async def test_uploader_reports_stalled_and_gauge(tmp_path: Path, faults: OsFaults) -> None:
     """A local OS error on the upload path (the local lake's disk) makes the uploader report
     itself stalled, with the errno, until a pass works; io_errors_total counts it."""
-    from ingest.lake import LocalLake
-    from ingest.uploader import Uploader
-
     lake = LocalLake(tmp_path / "lake")
     await lake.start()
     spool = make(tmp_path / "spool")
     await spool.append([("events", P, b'{"x":1}\n')])
     up = Uploader(spool, lake, "w", backoff_max_s=0.05, poll_interval_s=0.01)
     before = io_errors("upload_lake", "EIO")
-    import ingest.lake as lake_module
-
     monkey = pytest.MonkeyPatch()
     monkey.setattr(lake_module, "open", faults._wrap("lake_open", open), raising=False)
     faults.fail("lake_open", errno.EIO, times=1)

@@ -13,8 +13,8 @@ import orjson
 
 from ingest.lake import LocalLake
 from loader.config import LoaderSettings
-from loader.core import Loader
-from loader.service import build_loader
+from loader.cycle import Loader
+from loader.server import build_loader
 
 ENTITIES = ("delivery_id", "robot_id", "trip_id", "merchant_id", "pilot_id")
 

@@ -17,11 +17,11 @@ import duckdb
 import orjson
 import pytest
 
-import loader.core
+import loader.cycle
 from ingest.lake import LocalLake, S3Lake
 from loader import metrics
 from loader.errors import LoadFailed, classify, verdict
-from loader.service import build_loader
+from loader.server import build_loader
 from loader.warehouse import DuckDBWarehouse
 from tests.conftest import s3_client
 from tests.loader.helpers import (
@@ -178,7 +178,7 @@ async def test_emfile_in_duckdb_on_good_objects_quarantines_nothing(
     """DuckDB failing to open a good file (EMFILE, the file's name in the message) a few
     times: the files read fine, so nothing is quarantined; the batch loads (an object that
     failed alone twice is held a moment, then loads)."""
-    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 0.0)
+    monkeypatch.setattr(loader.cycle, "HOLD_BASE_S", 0.0)
     lake = tmp_path / "lake"
     want = set(goods(lake, 0, 12))
     failures = iter(range(5))
@@ -219,7 +219,7 @@ async def test_os_error_while_checking_the_files_is_transient(
     want = set(goods(lake, 0, 4))
     broken = {"on": True}
     fail_stage(monkeypatch, lambda files: broken["on"], emfile_in_duckdb)
-    import loader.warehouse as wh
+    import loader.warehouse.duckdb as wh
 
     real_open = wh.os.open
 
@@ -289,7 +289,7 @@ async def test_unclassified_failure_of_one_object_holds_it_and_the_rest_loads(
     """One object failing alone with an error that is not a data error (an internal error of
     DuckDB, say) is held: not quarantined on a guess, not blocking the objects behind it,
     retried alone later, and the lag keeps showing it until it loads."""
-    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 0.0)
+    monkeypatch.setattr(loader.cycle, "HOLD_BASE_S", 0.0)
     lake = tmp_path / "lake"
     victim = object_key(0, writer="a-victim")  # sorts first: the oldest object
     put_local(lake, victim, [event(delivery_id="G-victim", robot_id="R")])
@@ -336,7 +336,7 @@ async def test_unclassified_failure_of_everything_fails_the_cycle(
 async def test_a_control_that_happens_to_be_the_suspect_is_not_picked_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 60.0)
+    monkeypatch.setattr(loader.cycle, "HOLD_BASE_S", 60.0)
     lake = tmp_path / "lake"
     want = set(goods(lake, 0, 5))
     victim = object_key(99, writer="z-victim")  # sorts last: the newest, the first control
@@ -359,7 +359,7 @@ async def test_our_own_surprise_on_odd_data_holds_instead_of_wedging(
 ) -> None:
     """A Python error of the loader itself while reading a batch (as the year-99999
     ValueError once was) is isolated like any other: the other objects load."""
-    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 60.0)
+    monkeypatch.setattr(loader.cycle, "HOLD_BASE_S", 60.0)
     lake = tmp_path / "lake"
     victim = object_key(0, writer="a-victim")
     put_local(lake, victim, [event(delivery_id="G-victim", robot_id="R")])
@@ -442,7 +442,7 @@ async def test_s3_lake_downloads_to_files_and_quarantines_server_side(
     lake = CountingS3(f"s3://{bucket}")
     await lake.start()
     try:
-        import loader.core as core
+        import loader.cycle as cycle
 
         ld = build_loader(loader_settings(tmp_path, lake_url=f"s3://{bucket}"), lake)
         first = await ld.cycle()
@@ -457,7 +457,7 @@ async def test_s3_lake_downloads_to_files_and_quarantines_server_side(
         moved = s3.get_object(Bucket=bucket, Key=f"quarantine/{poison}")["Body"].read()
         assert moved == body
         assert delivery_ids(tmp_path) == {r["delivery_id"] for r in rows}
-        assert not list(Path(core.tempfile.gettempdir()).glob("logship-load-*"))
+        assert not list(Path(cycle.tempfile.gettempdir()).glob("logship-load-*"))
     finally:
         await lake.close()
 
@@ -478,7 +478,7 @@ async def test_held_objects_never_starve_the_queue_behind_them(
     """However many objects are held and due for a retry, a retry never takes two cycles in a
     row while other objects wait: new objects load on the next cycle (a review found the queue
     stalled forever once enough held objects were always due)."""
-    monkeypatch.setattr(loader.core, "HOLD_BASE_S", 0.0)  # every held object is always due
+    monkeypatch.setattr(loader.cycle, "HOLD_BASE_S", 0.0)  # every held object is always due
     lake = tmp_path / "lake"
     victims = [object_key(i, writer="a-victim") for i in range(3)]  # sort first: the oldest
     for i, key in enumerate(victims):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from loader.warehouse import RedshiftWarehouse
-from tests.loader import test_loader_redshift as rs
 from tests.loader.helpers import event, object_key
 from tests.loader.poison import POISONS, TOLERATED, TOLERATED_BY_BOTH
-from tests.loader.test_loader_redshift import loader_for, put, query
+from tests.loader.warehouse import test_redshift as rs
+from tests.loader.warehouse.test_redshift import loader_for, put, query
 
 env = rs.env  # the fixture: S3 bucket on moto + a fresh emulator database
 

@@ -1,0 +1,129 @@
+"""DuckDB, the embedded default: the same table shape, ledger and exactly-once load, with the
+stage read from local gzip files by `read_json`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ingest.lake import ObjectInfo
+from loader.errors import ObjectsUnreadable, classify, gzip_problem
+from loader.warehouse import sql
+from loader.warehouse.base import LocalFiles, Warehouse
+
+#: How many objects :meth:`DuckDBWarehouse._check_files` remembers as intact.
+_INTACT_REMEMBERED = 10_000
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded default: the same table shape, ledger and exactly-once load, in DuckDB.
+
+    The database file is opened for each operation and closed after, so other processes
+    (`logship session`, a notebook) can open it between load cycles.
+    """
+
+    dialect = sql.DUCKDB
+
+    def __init__(self, path: str, memory_limit: str = "300MB", **kw: Any):
+        super().__init__(**kw)
+        self.path = path
+        self.memory_limit = memory_limit
+        self._intact: dict[tuple[str, int], None] = {}  # (key, size) read as complete gzip
+
+    def connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = duckdb.connect(
+            self.path,
+            config={
+                "memory_limit": self.memory_limit,
+                # Row order within a load does not matter; keeping it costs memory and time.
+                "preserve_insertion_order": False,
+            },
+        )
+        self.conn.execute(sql.utc_session())
+
+    def _cursor(self) -> Any:
+        if self.conn is None:
+            self.connect()
+        return self.conn
+
+    def _run(self, cur: Any, statement: str, params: Sequence[Any] | None = None) -> Any:
+        return cur.execute(statement, list(params) if params else None)
+
+    def _inserted(self, cur: Any) -> int:
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def _stage(
+        self, cur: Any, batch: list[ObjectInfo], manifest_url: str, local_files: LocalFiles
+    ) -> None:
+        files = local_files(batch)
+        self._run(cur, sql.drop_stage())
+        try:
+            self._run(cur, sql.read_json_stage(self.dialect, self.entities), [files])
+        except duckdb.IOException:
+            # DuckDB reports a broken gzip stream and an OS failure (EMFILE, EIO, a vanished
+            # file) with the same type: look at the files themselves to tell them apart.
+            self._check_files(batch, files)
+            raise  # every file is a readable, complete gzip stream: not proven to be the data
+
+    def _check_files(self, batch: list[ObjectInfo], files: list[str]) -> None:
+        """Raise what the batch's files show: an OSError of the OS (EMFILE, EIO: transient by
+        errno), or :class:`ObjectsUnreadable` naming the objects gone from the lake or not a
+        complete gzip stream. Returns when every file reads as a complete gzip stream."""
+        bad: dict[str, str] = {}
+        gone: set[str] = set()
+        for obj, path in zip(batch, files, strict=True):
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+            except FileNotFoundError:
+                gone.add(obj.key)
+        for obj, path in zip(batch, files, strict=True):
+            if obj.key in gone or (obj.key, obj.size) in self._intact:
+                continue
+            try:
+                problem = gzip_problem(path)
+            except FileNotFoundError:
+                gone.add(obj.key)
+                continue
+            if problem:
+                bad[obj.key] = problem
+            else:
+                self._remember_intact(obj)
+        if bad or gone:
+            raise ObjectsUnreadable(bad, gone)
+
+    def _remember_intact(self, obj: ObjectInfo) -> None:
+        """Lake objects never change: a key checked intact need not be read again when the
+        isolation retries it (bounded: the oldest are forgotten first)."""
+        self._intact[(obj.key, obj.size)] = None
+        while len(self._intact) > _INTACT_REMEMBERED:
+            del self._intact[next(iter(self._intact))]
+
+    def _after_failure(self, exc: Exception) -> None:
+        if isinstance(exc, duckdb.FatalException | duckdb.InternalException):
+            # DuckDB invalidates a database after a fatal or internal error: reopen it.
+            self._drop_connection()
+
+    def _rollback(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.rollback()
+        except duckdb.TransactionException:
+            pass  # no transaction was active (it failed before BEGIN, or already rolled back)
+        except Exception as exc:
+            if classify(exc).transient:
+                self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self.path != ":memory:":  # an in-memory database lives only in its connection
+            self.close()
+
+    def release(self) -> None:
+        self._drop_connection()  # let other processes open the file between cycles
