@@ -317,9 +317,11 @@ def recording() -> Iterator[list[tuple[str, list[Any]]]]:
     seen: list[tuple[str, list[Any]]] = []
     original = Warehouse.query
 
-    def query(self: Warehouse, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    def query(
+        self: Warehouse, statement: str, params: Any = (), max_rows: int | None = None
+    ) -> list[tuple[Any, ...]]:
         seen.append((statement, list(params)))
-        return original(self, statement, params)
+        return original(self, statement, params, max_rows)
 
     Warehouse.query = query  # type: ignore[method-assign]
     try:

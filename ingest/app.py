@@ -27,7 +27,7 @@ from ingest.budget import InflightBudget, Pacer, Reservation
 from ingest.config import IngestSettings
 from ingest.decompress import decompress_steps
 from ingest.extract import Batch, Extractor, Limits
-from ingest.lake import Lake, open_lake
+from ingest.lake import Lake, keys, open_lake
 from ingest.logs import CountSummary, log
 from ingest.openapi import openapi_handler
 from ingest.receive import authorized, read_body
@@ -200,7 +200,7 @@ async def _ingest(
     reservation.shrink(len(data))
     del data
 
-    partition = received.strftime("%Y-%m-%dT%H")
+    partition = keys.partition(received)
     if not state.spool.has_room(batch.nbytes):
         raise _spool_full()
     try:

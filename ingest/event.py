@@ -102,14 +102,20 @@ PROPERTIES = Column("properties", "json")
 RESERVED_COLUMNS = frozenset({*(c.name for c in BASE_COLUMNS), PROPERTIES.name})
 
 
+def table_columns(entities: tuple[str, ...]) -> list[Column]:
+    """Every column of `events`, in table order: the base columns, the registry's entities,
+    then `properties`. The one place that order is written."""
+    return [*BASE_COLUMNS, *(entity_column(e) for e in entities), PROPERTIES]
+
+
 def columns(entities: tuple[str, ...]) -> list[str]:
-    """Every column of `events`, in table order (entity columns before `properties`)."""
-    return [c.name for c in BASE_COLUMNS] + list(entities) + [PROPERTIES.name]
+    """The names of :func:`table_columns`."""
+    return [c.name for c in table_columns(entities)]
 
 
 def lake_columns(entities: tuple[str, ...]) -> list[str]:
     """The keys of a lake event line, in order: the table's columns but `loaded_at`."""
-    return [c.name for c in BASE_COLUMNS if c.in_lake] + list(entities) + [PROPERTIES.name]
+    return [c.name for c in table_columns(entities) if c.in_lake]
 
 
 # ---------------------------------------------------------------------- the envelope

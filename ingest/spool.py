@@ -56,6 +56,7 @@ import orjson
 
 from ingest import metrics
 from ingest.fsutil import errno_name, fsync_dir
+from ingest.lake import keys
 from ingest.logs import log
 
 logger = logging.getLogger("logship.spool")
@@ -86,11 +87,11 @@ class Segment:
 
     @property
     def dt(self) -> str:
-        return self.partition[:10]
+        return keys.partition_day(self.partition)
 
     @property
     def hour(self) -> str:
-        return self.partition[11:13]
+        return keys.partition_hour(self.partition)
 
     @property
     def ident(self) -> str:

@@ -22,7 +22,7 @@ a segment uploaded twice (a crash between upload and delete) meets its own key.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 #: The streams of the lake, each a top-level prefix: events, and dead letters.
 EVENTS = "events"
@@ -31,6 +31,22 @@ REJECTED = "rejected"
 OBJECT_SUFFIX = ".json.gz"
 MANIFESTS = "manifests"
 QUARANTINE = "quarantine"
+
+
+def partition(received_at: datetime) -> str:
+    """A batch's partition: the hour it was received, ``YYYY-MM-DDTHH`` (UTC). Its spool
+    segments carry it in their names, and it becomes the object key's ``dt=``/``hour=``."""
+    return received_at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def partition_day(part: str) -> str:
+    """``dt=`` of a partition: ``YYYY-MM-DD``."""
+    return part[:10]
+
+
+def partition_hour(part: str) -> str:
+    """``hour=`` of a partition: ``HH``."""
+    return part[11:13]
 
 
 def object_key(stream: str, dt: str, hour: str, writer: str, origin: str, seq: int) -> str:

@@ -2,11 +2,15 @@
 as server-rendered pages and JSON, read from the warehouse through :mod:`loader.analytics`.
 
 Modules, in the order a request meets them: :mod:`~loader.ui.server` (binds, runs),
-:mod:`~loader.ui.app` (wiring and the middleware), :mod:`~loader.ui.security` (headers,
-tokens), :mod:`~loader.ui.routes`, :mod:`~loader.ui.inputs`, :mod:`~loader.ui.reader` (the
-read-only warehouse visit), then :mod:`~loader.ui.pages` with :mod:`~loader.ui.svg`,
-:mod:`~loader.ui.html` and :mod:`~loader.ui.fmt`; :mod:`~loader.ui.problems` holds every
-non-200 answer, :mod:`~loader.ui.metrics` every metric, :mod:`~loader.ui.assets` the CSS/JS.
+:mod:`~loader.ui.app` (wiring only; its typed state in :mod:`~loader.ui.state`),
+:mod:`~loader.ui.middleware` (token check, problem answers, metrics) with
+:mod:`~loader.ui.security` (headers, tokens), :mod:`~loader.ui.routes`,
+:mod:`~loader.ui.inputs`, :mod:`~loader.ui.visits` (the read-only warehouse visit, writers
+first), :mod:`~loader.ui.neighbours` (a robot day's previous/next days), then
+:mod:`~loader.ui.pages` with :mod:`~loader.ui.svg`, :mod:`~loader.ui.html` and
+:mod:`~loader.ui.fmt`, or :mod:`~loader.ui.downloads` (streamed JSON/CSV);
+:mod:`~loader.ui.problems` holds every non-200 answer, :mod:`~loader.ui.metrics` every
+metric, :mod:`~loader.ui.assets` the CSS/JS.
 """
 
 from loader.ui.app import build_app

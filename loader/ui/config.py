@@ -31,11 +31,12 @@ class UiSettings(LoaderSettings):
 
     ui_statement_timeout_s: float = Field(default=30.0, gt=0)
     """Longest a page's queries may run (Redshift's statement timeout; on DuckDB the visit is
-    interrupted): a page answers, or fails with a 503, in bounded time."""
+    interrupted): a page answers, or fails with a 503, in bounded time — and a loader waiting
+    for the DuckDB file waits at most this long."""
 
     ui_busy_retry_s: float = Field(default=2.0, ge=0)
-    """How long a request retries opening a DuckDB file the loader holds locked before it
-    answers 503 "the warehouse is busy"."""
+    """How long a request retries getting into a DuckDB file the loader is waiting for or
+    writing to before it answers 503 "the warehouse is busy"."""
 
     @field_validator("ui_http_addr")
     @classmethod

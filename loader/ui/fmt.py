@@ -7,7 +7,8 @@ pasted into a ticket still says which zone it meant: `2026-03-05 10:00:05 +00:00
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 #: Robot states with a colour of their own (anything else is drawn as `st-other`).
 KNOWN_STATES = ("available", "assigned", "on_trip", "charging", "maintenance", "error", "offline")
@@ -47,10 +48,29 @@ def offset(local: datetime) -> str:
     return f"{text[:3]}:{text[3:5]}"
 
 
-def zone_label(tz: tzinfo, at: datetime | None = None) -> str:
-    """`UTC (+00:00)`, `America/Los_Angeles (-08:00)`."""
-    at = at or datetime.now(UTC)
-    return f"{tz} ({offset(at.astimezone(tz))})"
+def clock_offset(t: datetime | None, tz: tzinfo) -> str:
+    """`02:00:05 -08:00`: a time of day with the offset it had (the event table's)."""
+    if t is None:
+        return "—"
+    local = t.astimezone(tz)
+    return local.strftime("%H:%M:%S ") + offset(local)
+
+
+def zone_label(tz: tzinfo, shown: Sequence[datetime] = ()) -> str:
+    """`UTC (+00:00)`, `America/Los_Angeles (-07:00)`: the zone with the offsets it has at the
+    instants `shown` (a page's first and last; now when none) — `(-08:00 / -07:00)` for a day
+    the clocks change."""
+    instants = list(shown) or [datetime.now(UTC)]
+    offsets = dict.fromkeys(offset(t.astimezone(tz)) for t in instants)
+    return f"{tz} ({' / '.join(offsets)})"
+
+
+def day_span(first: date, last: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The first and the last instant of the days `first`..`last` in `tz` (for
+    :func:`zone_label`)."""
+    start = datetime.combine(first, time(0), tz)
+    end = datetime.combine(last + timedelta(days=1), time(0), tz) - timedelta(microseconds=1)
+    return start, end
 
 
 def duration(seconds: float | None) -> str:

@@ -1,57 +1,66 @@
 """What a request may ask for: ids, dates, date ranges, the flag window — parsed once, here.
 
-Anything else is a :class:`~loader.ui.problems.Problem` (400) before any query runs. Ids only
-ever travel to the warehouse as parameters; the grammar below keeps what cannot be an id we
-show (`../`, `<script>`, 10 kB of text, control characters) out of URLs and pages altogether.
+Anything else is a :class:`~loader.ui.problems.Problem` (400) before any query runs. An id is
+any text the warehouse can hold as one (ingest keeps ids up to `TEXT_MAX_CHARS` characters):
+spaces, slashes and any script are fine — ids only ever travel to the warehouse as parameters,
+into URLs percent-encoded (:func:`loader.ui.html.seg`) and into pages escaped. Refused: the
+empty id, one longer than the warehouse holds, control characters (which nothing shows), and
+`.` / `..` (which a URL cannot carry as a path segment).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
+from ingest.event import TEXT_MAX_CHARS
+from loader.analytics import MAX_RANGE_DAYS
+from loader.analytics.base import storable
 from loader.ui.problems import BAD_INPUT, Problem
 
-#: Longest id the warehouse holds (entity columns are VARCHAR(256)).
-MAX_ID_CHARS = 256
-#: An id the UI opens: letters, digits and `- _ . : @ + ~ =`, not starting with a dot.
-ID_RE = re.compile(rf"[A-Za-z0-9_:@+~=-][A-Za-z0-9._:@+~=-]{{0,{MAX_ID_CHARS - 1}}}")
+#: C0 controls, DEL and C1 controls: never part of an id or a reason the UI passes on.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-#: Longest range of days one page shows.
-MAX_DAYS = 31
 
 
 def is_id(value: object) -> bool:
-    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+    """Whether `value` is an id the UI opens (and links to)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= TEXT_MAX_CHARS
+        and bool(value.strip())
+        and value not in (".", "..")
+        and not _CONTROL.search(value)
+        and storable(value)
+    )
 
 
 def parse_id(value: str | None, what: str) -> str:
-    text = (value or "").strip()
-    if not text:
+    """An id from a URL path, as it is (a stored id may start or end with a space)."""
+    text = value or ""
+    if not text.strip():
         raise Problem(BAD_INPUT, f"Enter a {what}.")
-    if len(text) > MAX_ID_CHARS:
-        raise Problem(BAD_INPUT, f"A {what} is at most {MAX_ID_CHARS} characters; this one has "
+    if len(text) > TEXT_MAX_CHARS:
+        raise Problem(BAD_INPUT, f"A {what} is at most {TEXT_MAX_CHARS} characters; this one has "
                                  f"{len(text)}.")  # fmt: skip
     if not is_id(text):
-        raise Problem(BAD_INPUT, f"A {what} has only letters, digits and - _ . : @ + ~ = "
-                                 "(and does not start with a dot).")  # fmt: skip
+        raise Problem(BAD_INPUT, f"A {what} has no control characters and is not “.” or “..”.")
     return text
 
 
-#: Free text the UI passes on (a downtime reason): no controls, at most this long.
-_TEXT_RE = re.compile(rf"[^\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_CHARS}}}")
-
-
 def is_text(value: object) -> bool:
-    return isinstance(value, str) and _TEXT_RE.fullmatch(value) is not None
+    """Free text the UI passes on (a downtime reason): 1 to `TEXT_MAX_CHARS` characters, no
+    control characters."""
+    return (isinstance(value, str) and 0 < len(value) <= TEXT_MAX_CHARS
+            and not _CONTROL.search(value) and storable(value))  # fmt: skip
 
 
 def parse_text(value: str, what: str) -> str:
     """A value that is only ever a SQL parameter and escaped text (a downtime reason comes
     from senders: `<img …>` is a reason like any other)."""
     if not is_text(value):
-        raise Problem(BAD_INPUT, f"A {what} is 1 to {MAX_ID_CHARS} characters without control "
+        raise Problem(BAD_INPUT, f"A {what} is 1 to {TEXT_MAX_CHARS} characters without control "
                                  "characters.")  # fmt: skip
     return value
 
@@ -79,13 +88,9 @@ class Days:
     def count(self) -> int:
         return (self.last - self.first).days + 1
 
-    def shift(self, days: int) -> Days:
-        step = timedelta(days=days)
-        return Days(self.first + step, self.last + step)
-
 
 def parse_days(query: dict[str, str], default: date | None) -> Days | None:
-    """`date=` or `from=`&`to=` (at most :data:`MAX_DAYS` days); None when neither is given
+    """`date=` or `from=`&`to=` (at most :data:`MAX_RANGE_DAYS` days); None when neither is given
     and there is no default (no data yet)."""
     one = parse_date(query.get("date"))
     lo, hi = parse_date(query.get("from"), "from"), parse_date(query.get("to"), "to")
@@ -98,8 +103,8 @@ def parse_days(query: dict[str, str], default: date | None) -> Days | None:
         assert lo is not None and hi is not None
         if hi < lo:
             raise Problem(BAD_INPUT, "`to` is before `from`.")
-        if (hi - lo).days + 1 > MAX_DAYS:
-            raise Problem(BAD_INPUT, f"At most {MAX_DAYS} days at once.")
+        if (hi - lo).days + 1 > MAX_RANGE_DAYS:
+            raise Problem(BAD_INPUT, f"At most {MAX_RANGE_DAYS} days at once.")
         return Days(lo, hi)
     return None if default is None else Days(default, default)
 

@@ -17,6 +17,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from loader.ui.problems import WAREHOUSE_KINDS
+
 UNMATCHED = "unmatched"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -37,13 +39,14 @@ request_duration_seconds = Histogram(
 )
 warehouse_unavailable_total = Counter(
     "logship_ui_warehouse_unavailable_total",
-    "Requests answered 503 by reason: busy (a DuckDB file the loader held locked for longer "
-    "than LOGSHIP_UI_BUSY_RETRY_S), no_data (nothing loaded yet), unavailable (an error)",
+    "Requests answered 503 by reason: busy (the loader waited for or wrote the DuckDB file "
+    "for longer than LOGSHIP_UI_BUSY_RETRY_S), no_data (nothing loaded yet), unavailable (an "
+    "error, or a file that is not a DuckDB database)",
     ["reason"],
     registry=REGISTRY,
 )
-for _reason in ("busy", "no_data", "unavailable"):
-    warehouse_unavailable_total.labels(_reason)
+for _kind in WAREHOUSE_KINDS:
+    warehouse_unavailable_total.labels(_kind.code)
 
 
 def observe(route: str, status: int, seconds: float) -> None:

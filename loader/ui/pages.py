@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from ingest.event import TEXT_MAX_CHARS
+from loader.analytics import MAX_RANGE_DAYS
 from loader.ui import assets, svg
 from loader.ui.fmt import (
     KNOWN_STATES,
     clock,
+    clock_offset,
+    day_span,
     duration,
     hours,
     offset_s,
@@ -28,7 +32,7 @@ from loader.ui.fmt import (
     zone_label,
 )
 from loader.ui.html import Safe, esc, html, join, query, seg
-from loader.ui.inputs import MAX_DAYS, MAX_ID_CHARS, Days, is_id, is_text
+from loader.ui.inputs import Days, is_id, is_text
 from loader.ui.problems import Problem
 
 #: The navigation: (key, path, label).
@@ -38,6 +42,17 @@ NAV = (("deliveries", "/", "Deliveries"), ("supply", "/supply-hours", "Supply ho
 SUMMARY_ERRORS = 6
 #: Most long silences in it (the longest; the timeline shades them all).
 SUMMARY_GAPS = 2
+#: Most events a delivery's page shows (its table, timeline and summary); the downloads have
+#: them all. The page's queries stop one row after it, so a delivery of a chatty robot over
+#: weeks costs what 2,000 events cost.
+MAX_EVENTS = 2000
+#: Longest JSON of one event shown in its row (an event may be megabytes).
+MAX_ROW_JSON_CHARS = 8000
+#: Longest value of a key property in the table.
+MAX_PROP_CHARS = 200
+#: Lane titles shown on the timeline and in the event table.
+LANE_TITLES = {"dispatch": "Dispatch", "robot": "Robot / fleet", "pilot": "Pilot",
+               "server": "Server", "tracker": "Customer tracker", "other": "Other"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,9 @@ class Ctx:
 
 
 def layout(ctx: Ctx, title: str, body: Safe, *, nav: str = "", search: str = "",
-           header_search: bool = True) -> Safe:  # fmt: skip
+           header_search: bool = True, shown: Sequence[datetime] = ()) -> Safe:  # fmt: skip
+    """The frame of every page; the footer names the zone with its offsets over `shown` (the
+    first and last instant on the page; now when empty)."""
     links = join(
         html(
             '<a href="{href}"{cur}>{label}</a>',
@@ -79,7 +96,7 @@ def layout(ctx: Ctx, title: str, body: Safe, *, nav: str = "", search: str = "",
         "<footer>Times in {zone}. Keyboard: <kbd>/</kbd> search, <kbd>j</kbd>/<kbd>k</kbd> "
         "next/previous event, <kbd>Enter</kbd> expand.</footer></body></html>\n",
         title=title, icon=assets.ICON.url, css=assets.CSS.url, js=assets.JS.url, links=links, form=form, body=body,
-        zone=zone_label(ctx.tz),
+        zone=zone_label(ctx.tz, shown),
     )  # fmt: skip
 
 
@@ -91,7 +108,7 @@ def search_form(value: str = "", *, big: bool) -> Safe:
         '<input id="q" name="q" type="search" value="{value}" maxlength="{max}" required '
         'autocomplete="off" spellcheck="false" placeholder="delivery id or robot id"{focus}>'
         '<button type="submit">Open</button></form>',
-        cls=" big" if big else "", value=value, max=MAX_ID_CHARS,
+        cls=" big" if big else "", value=value, max=TEXT_MAX_CHARS,
         focus=Safe(" autofocus data-focus") if big else Safe(""),
     )  # fmt: skip
 
@@ -109,9 +126,13 @@ def problem_page(ctx: Ctx, p: Problem) -> Safe:
     return layout(ctx, p.kind.title, body, header_search=False)
 
 
-def _link_delivery(delivery_id: object) -> Safe:
+def _link_delivery(delivery_id: object, day: str | None = None) -> Safe:
+    """A link to the delivery's page; `day` (a day it has events on) goes along as `?date=`,
+    so the page finds its window in that day instead of searching the history."""
     if is_id(delivery_id):
-        return html('<a href="/deliveries/{s}">{id}</a>', s=seg(delivery_id), id=delivery_id)
+        q = html("?date={d}", d=day) if day else Safe("")
+        return html('<a href="/deliveries/{s}{q}">{id}</a>', s=seg(delivery_id), q=q,
+                    id=delivery_id)  # fmt: skip
     return html("<span>{id}</span>", id=delivery_id)  # not an id we open: shown, not linked
 
 
@@ -120,6 +141,12 @@ def _link_robot(robot_id: object, day: str | None = None) -> Safe:
         return html('<a href="/robots/{s}{q}">{id}</a>', s=seg(robot_id), q=query(date=day),
                     id=robot_id)  # fmt: skip
     return html("<span>{id}</span>", id=robot_id)
+
+
+def _local_day(text: object, tz: tzinfo) -> str | None:
+    """The day, in the page's zone, of an RFC 3339 time (a robot's day is a local day)."""
+    t = parse_time(text)
+    return t.astimezone(tz).date().isoformat() if t else None
 
 
 def _badge(outcome: object) -> Safe:
@@ -167,7 +194,7 @@ def index(ctx: Ctx, day: date | None, window_min: int, rows: list[dict[str, Any]
     ))  # fmt: skip
     parts.append(deliveries_table(ctx, rows, window_min))
     return layout(ctx, f"Deliveries of {day.isoformat()}", join(parts), nav="deliveries",
-                  header_search=False)  # fmt: skip
+                  header_search=False, shown=day_span(day, day, ctx.tz))  # fmt: skip
 
 
 def deliveries_table(ctx: Ctx, rows: list[dict[str, Any]], window_min: int) -> Safe:
@@ -193,13 +220,13 @@ def deliveries_table(ctx: Ctx, rows: list[dict[str, Any]], window_min: int) -> S
                   rel=_relative(parse_time(f.get("arrived_at")), parse_time(f.get("error_at")))))
             for f in r.get("flags") or []
         )  # fmt: skip
-        robots = join((_link_robot(x, (r.get("started_at") or "")[:10] or None)
+        robots = join((_link_robot(x, _local_day(r.get("started_at"), ctx.tz))
                        for x in r.get("robots") or []), ", ")  # fmt: skip
         body.append(html(
             '<tr class="{cls}"><td>{link}</td><td>{badge}</td><td>{flag}{flags}</td>'
             '<td class="time">{start}</td><td class="num">{dur}</td><td>{robots}</td>'
             '<td>{merchant}</td><td class="num">{n}</td></tr>',
-            cls="flagged" if r.get("flagged") else "", link=_link_delivery(r.get("delivery_id")),
+            cls="flagged" if r.get("flagged") else "", link=_link_delivery(r.get("delivery_id"), _local_day(r.get("started_at"), ctx.tz)),
             badge=_badge(r.get("outcome")),
             flag=html('<span class="badge flag">flagged</span>') if r.get("flagged") else Safe(""),
             flags=flags, start=clock(parse_time(r.get("started_at")), ctx.tz),
@@ -227,9 +254,12 @@ def _relative(arrived: datetime | None, error: datetime | None) -> str:
 
 
 def delivery(ctx: Ctx, data: dict[str, Any]) -> Safe:
+    """The session page. Given more than :data:`MAX_EVENTS` events (the query stops one after),
+    it shows the first MAX_EVENTS and says that the downloads have them all."""
     s = data["summary"]
-    events: list[dict[str, Any]] = data["events"]
-    notes: list[dict[str, Any]] = data["annotations"]
+    more = len(data["events"]) > MAX_EVENTS
+    events: list[dict[str, Any]] = data["events"][:MAX_EVENTS]
+    notes: list[dict[str, Any]] = data["annotations"][:MAX_EVENTS]
     did = str(s.get("delivery_id"))
     started = parse_time(s.get("started_at"))
     day = started.astimezone(ctx.tz).date().isoformat() if started else None
@@ -247,8 +277,15 @@ def delivery(ctx: Ctx, data: dict[str, Any]) -> Safe:
         plural="s" if len(robots) > 1 else "", robots=robot_links or "—",
         swap=Safe(" <span class=\"badge cancelled\">swap</span>") if s.get("swapped") else Safe(""),
         start=stamp(started, ctx.tz), dur=duration(s.get("duration_s")),
-        n=s.get("event_count"), errors=s.get("error_count"),
+        n=f"more than {MAX_EVENTS:,}" if more else s.get("event_count"),
+        errors=(f"{sum(1 for n in notes if n.get('error'))} in the first {MAX_EVENTS:,} events"
+                if more else s.get("error_count")),
     )  # fmt: skip
+    cut = (html('<p class="note" role="note">This delivery has more than {n} events: the facts, '
+                "the timeline and the table show its first {n}, to {last}. The JSON and CSV "
+                "downloads have all of them.</p>",
+                n=f"{MAX_EVENTS:,}", last=stamp(parse_time(events[-1].get("occurred_at")), ctx.tz))
+           if more and events else Safe(""))  # fmt: skip
     timeline = svg.session_timeline(events, notes, data.get("states") or [], ctx.lanes,
                                     ctx.lane_titles, robots, ctx.tz)  # fmt: skip
     legend = join([
@@ -257,17 +294,19 @@ def delivery(ctx: Ctx, data: dict[str, Any]) -> Safe:
     ])  # fmt: skip
     body = html(
         '<p class="muted"><a href="/{q}">Deliveries of {day}</a></p>'
-        "<h1>Delivery {did}</h1>{facts}{what}"
+        "<h1>Delivery {did}</h1>{cut}{facts}{what}"
         '<h2 id="timeline">Timeline</h2>{timeline}{legend}'
         '<h2 id="events">Events ({n})</h2>'
         '<p class="downloads">Download: <a href="/deliveries/{sid}/events.json" download>JSON</a>'
         '<a href="/deliveries/{sid}/events.csv" download>CSV</a>'
         '<a href="/api/deliveries/{sid}">API</a></p>{table}',
-        q=query(date=day), day=day or "the latest day", did=did, facts=facts,
+        q=query(date=day), day=day or "the latest day", did=did, cut=cut, facts=facts,
         what=what_happened(ctx, s, events, notes), timeline=timeline, legend=legend,
-        n=len(events), sid=seg(did), table=event_table(ctx, events, notes),
+        n=f"first {len(events):,}" if more else len(events), sid=seg(did),
+        table=event_table(ctx, events, notes),
     )  # fmt: skip
-    return layout(ctx, f"Delivery {did}", body, nav="deliveries", search=did)
+    times = [t for t in (parse_time(e.get("occurred_at")) for e in (events[:1] + events[-1:])) if t]
+    return layout(ctx, f"Delivery {did}", body, nav="deliveries", search=did, shown=times)
 
 
 def _state_legend(intervals: Sequence[dict[str, Any]]) -> Safe:
@@ -364,13 +403,13 @@ def event_table(ctx: Ctx, events: list[dict[str, Any]], notes: list[dict[str, An
             '<button type="button" class="copy" data-copy="json-{i}">Copy</button></details>'
             '</td><td class="props">{keys}</td></tr>',
             eid=eid, cls=cls, iso=e.get("occurred_at") or "", full=stamp(t, ctx.tz),
-            clock=clock(t, ctx.tz), off=offset_s(n.get("offset_s")),
+            clock=clock_offset(t, ctx.tz), off=offset_s(n.get("offset_s")),
             gap="" if gap is None else duration(gap),
             lane=ctx.lane_titles.get(str(n.get("lane")), n.get("lane")),
             service=e.get("service") or "—",
             robot=_link_robot(e["robot_id"], t.astimezone(ctx.tz).date().isoformat() if t else None)
             if e.get("robot_id") else "—",
-            name=e.get("event_name"), i=i, json=json.dumps(e, indent=2),
+            name=e.get("event_name"), i=i, json=_row_json(e),
             seid=seg(eid), keys=keys,
         ))  # fmt: skip
     return html(
@@ -380,6 +419,18 @@ def event_table(ctx: Ctx, events: list[dict[str, Any]], notes: list[dict[str, An
         '<th scope="col">Key properties</th></tr></thead><tbody>{rows}</tbody></table></div>',
         rows=join(rows),
     )  # fmt: skip
+
+
+def _row_json(event: dict[str, Any]) -> str:
+    """An event's JSON for its row, cut at :data:`MAX_ROW_JSON_CHARS` (saying so)."""
+    text = json.dumps(event, indent=2)
+    if len(text) <= MAX_ROW_JSON_CHARS:
+        return text
+    rest = len(text) - MAX_ROW_JSON_CHARS
+    return (
+        f"{text[:MAX_ROW_JSON_CHARS]}\n… {rest:,} more characters: the JSON download has "
+        "the whole event."
+    )
 
 
 #: Properties worth a column in the event table, first found first.
@@ -393,14 +444,17 @@ def key_props(properties: dict[str, Any]) -> list[tuple[str, str]]:
     for k in KEY_PROPS:
         v = properties.get(k)
         if v not in (None, ""):
-            out.append((k, v if isinstance(v, str) else json.dumps(v)))
+            text = v if isinstance(v, str) else json.dumps(v)
+            out.append((k, text if len(text) <= MAX_PROP_CHARS else text[:MAX_PROP_CHARS] + "…"))
     return out
 
 
 # ------------------------------------------------------------------------ GET /robots/{id}
 
 
-def robot(ctx: Ctx, data: dict[str, Any]) -> Safe:
+def robot(ctx: Ctx, data: dict[str, Any], nearby: tuple[date | None, date | None]) -> Safe:
+    """A robot's day; `nearby`: the nearest days before and after with an event of the robot
+    (None: none within MAX_RANGE_DAYS — the pager says so instead of linking)."""
     rid = str(data.get("robot_id"))
     day = date.fromisoformat(str(data.get("date")))
     start = datetime.combine(day, time(0), ctx.tz)
@@ -419,8 +473,8 @@ def robot(ctx: Ctx, data: dict[str, Any]) -> Safe:
     pager = html(
         '<p class="pager">{prev}<strong>{d}</strong>{next}'
         '<a href="/supply-hours{sq}">fleet supply hours of {d}</a></p>',
-        prev=_robot_day_link(rid, data.get("prev_date"), "← "),
-        next=_robot_day_link(rid, data.get("next_date"), "", " →"), d=day.isoformat(),
+        prev=_robot_day_link(rid, nearby[0], "← ", "", "earlier"),
+        next=_robot_day_link(rid, nearby[1], "", " →", "later"), d=day.isoformat(),
         sq=query(date=day.isoformat()),
     )  # fmt: skip
     legend = join([
@@ -441,12 +495,13 @@ def robot(ctx: Ctx, data: dict[str, Any]) -> Safe:
              "<td>{dl}</td></tr>",
              t=clock(parse_time(x.get("occurred_at")), ctx.tz), code=x.get("error_code") or "—",
              sev=x.get("severity") or "—",
-             dl=_link_delivery(x["delivery_id"]) if x.get("delivery_id") else "—")
+             dl=_link_delivery(x["delivery_id"], _local_day(x.get("occurred_at"), ctx.tz))
+             if x.get("delivery_id") else "—")
         for x in data.get("errors") or []
     )  # fmt: skip
     served = join(
         html('<tr><td>{link}</td><td class="time">{a}</td><td class="time">{b}</td></tr>',
-             link=_link_delivery(x.get("delivery_id")),
+             link=_link_delivery(x.get("delivery_id"), _local_day(x.get("first_at"), ctx.tz)),
              a=clock(parse_time(x.get("first_at")), ctx.tz),
              b=clock(parse_time(x.get("last_at")), ctx.tz))
         for x in data.get("deliveries") or []
@@ -463,14 +518,17 @@ def robot(ctx: Ctx, data: dict[str, Any]) -> Safe:
         dtable=_table(("Delivery", "First event", "Last event"), served)
         if data.get("deliveries") else _empty("No deliveries."),
     )  # fmt: skip
-    return layout(ctx, f"Robot {rid} on {day.isoformat()}", body, search=rid)
+    return layout(ctx, f"Robot {rid} on {day.isoformat()}", body, search=rid,
+                  shown=day_span(day, day, ctx.tz))  # fmt: skip
 
 
-def _robot_day_link(rid: str, day: object, before: str, after: str = "") -> Safe:
-    if not day:
-        return Safe("")
-    return html('<a href="/robots/{s}{q}">{b}{d}{a}</a>', s=seg(rid), q=query(date=str(day)),
-                b=before, d=str(day), a=after)  # fmt: skip
+def _robot_day_link(rid: str, day: date | None, before: str, after: str, side: str) -> Safe:
+    if day is None:
+        return html('<span class="muted" data-absent="{side}">{b}no {side} day with events '
+                    "in {n} days{a}</span>", side=side, b=before, a=after, n=MAX_RANGE_DAYS)  # fmt: skip
+    return html('<a href="/robots/{s}{q}" rel="{rel}">{b}{d}{a}</a>', s=seg(rid),
+                q=query(date=day.isoformat()), rel="prev" if side == "earlier" else "next",
+                b=before, d=day.isoformat(), a=after)  # fmt: skip
 
 
 def _table(headers: Sequence[str], rows: Safe, num: Sequence[str] = ()) -> Safe:
@@ -498,7 +556,7 @@ def supply(
         '<label for="from">From</label><input id="from" name="from" type="date" value="{a}">'
         '<label for="to">to</label><input id="to" name="to" type="date" value="{b}">'
         '<button type="submit">Show</button><span class="hint">at most {n} days</span></form>',
-        a=days.first.isoformat(), b=days.last.isoformat(), n=MAX_DAYS,
+        a=days.first.isoformat(), b=days.last.isoformat(), n=MAX_RANGE_DAYS,
     ))  # fmt: skip
     if one:
         parts.append(_day_pager("/supply-hours", days.first))
@@ -507,7 +565,8 @@ def supply(
                           a=days.first.isoformat(), b=days.last.isoformat(), n=days.count))  # fmt: skip
     if not items:
         parts.append(_empty("No robot.state_changed data for these days."))
-        return layout(ctx, "Supply hours", join(parts), nav="supply")
+        return layout(ctx, "Supply hours", join(parts), nav="supply",
+                      shown=day_span(days.first, days.last, ctx.tz))  # fmt: skip
     head = totals.get("headline")
     down = totals.get("downtime_hours") or {}
     all_down = sum(down.values())
@@ -553,7 +612,8 @@ def supply(
                                robot_rows, ("Usable", "Downtime"))))  # fmt: skip
     if reason is not None:
         parts.append(reason_intervals(ctx, reason, intervals or []))
-    return layout(ctx, "Supply hours", join(parts), nav="supply")
+    return layout(ctx, "Supply hours", join(parts), nav="supply",
+                  shown=day_span(days.first, days.last, ctx.tz))  # fmt: skip
 
 
 def _bars(items: list[dict[str, Any]], days: Days) -> list[svg.Bar]:
@@ -575,10 +635,11 @@ def reason_intervals(ctx: Ctx, reason: str, intervals: list[dict[str, Any]]) -> 
     rows = join(
         html('<tr><td>{robot}</td><td class="time">{a}</td><td class="time">{b}</td>'
              '<td class="num">{h}</td><td>{state}</td><td>{dls}</td></tr>',
-             robot=_link_robot(x.get("robot_id"), (x.get("from") or "")[:10] or None),
+             robot=_link_robot(x.get("robot_id"), _local_day(x.get("from"), ctx.tz)),
              a=stamp(parse_time(x.get("from")), ctx.tz), b=stamp(parse_time(x.get("to")), ctx.tz),
              h=hours(x.get("hours")), state=x.get("state"),
-             dls=join((_link_delivery(d) for d in x.get("deliveries") or []), ", ") or "—")
+             dls=join((_link_delivery(d, _local_day(x.get("from"), ctx.tz))
+                       for d in x.get("deliveries") or []), ", ") or "—")
         for x in intervals
     )  # fmt: skip
     table = (_table(("Robot", "From", "To", "Hours", "State", "Deliveries touched"), rows, ("Hours",))
@@ -607,7 +668,8 @@ def funnel(
                       "<code>delivery.created</code>).</p>", n=total))  # fmt: skip
     if not stages:
         parts.append(_empty("No delivery reached a second stage."))
-        return layout(ctx, "Funnel", join(parts), nav="funnel")
+        return layout(ctx, "Funnel", join(parts), nav="funnel",
+                      shown=day_span(days.first, days.last, ctx.tz))  # fmt: skip
     rows = join(
         html('<tr><td><a href="#stage-{i}">{stage}</a></td><td class="num">{n}</td>'
              '<td class="num">{p50}</td><td class="num">{p90}</td></tr>',
@@ -622,8 +684,5 @@ def funnel(
                           i=i, stage=st.get("stage"), n=plural(int(st.get("count") or 0), "delivery"),
                           p50=duration(st.get("p50")), p90=duration(st.get("p90")),
                           chart=svg.histogram(st, f"stage-{i}")))  # fmt: skip
-    return layout(ctx, f"Funnel of {days.first.isoformat()}", join(parts), nav="funnel")
-
-
-__all__ = ["Ctx", "delivery", "esc", "funnel", "index", "layout", "problem_page", "robot",
-           "supply"]  # fmt: skip
+    return layout(ctx, f"Funnel of {days.first.isoformat()}", join(parts), nav="funnel",
+                  shown=day_span(days.first, days.last, ctx.tz))  # fmt: skip

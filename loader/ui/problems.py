@@ -1,9 +1,10 @@
 """Every answer that is not the page asked for, as data: status code, title, Retry-After.
 
-Routes and the warehouse reader raise :class:`Problem`; the app renders it once, as an HTML
-page for a page route or a JSON object for `/api/…`. Bad input is a 400 or 404 with a page
-that says what was wrong and offers the search — never a 500. A warehouse that cannot answer
-(busy with the loader's lock, unreachable, nothing loaded yet) is a 503 that says which.
+Routes and the warehouse visits raise :class:`Problem`; the middleware renders it once, as an
+HTML page for a page route or a JSON object for `/api/…`. Bad input is a 400 or 404 with a
+page that says what was wrong and offers the search — never a 500. A warehouse that cannot answer
+(the loader waiting for or writing the DuckDB file, unreachable, nothing loaded yet) is a
+503 that says which.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ cannot disagree), answer with a page (:mod:`loader.ui.pages`) or the same data a
 |---|---|
 | `GET /` | search, and the deliveries of a day (`?date=`, `?window_min=`) |
 | `GET /search?q=` | 303 to the delivery, else the robot's latest day; 404 page if neither |
-| `GET /deliveries/{delivery_id}` | the delivery session (`?date=`: its day, searched first) |
-| `GET /deliveries/{delivery_id}/events.json` | download: exactly `logship session ID --json` |
+| `GET /deliveries/{delivery_id}` | the delivery session, its first `pages.MAX_EVENTS` events (`?date=`: its day, searched first) |
+| `GET /deliveries/{delivery_id}/events.json` | download, streamed: exactly `logship session ID --json` |
 | `GET /deliveries/{delivery_id}/events.csv` | download: the event table as CSV |
-| `GET /robots/{robot_id}?date=` | a robot's day (default: its latest day) |
+| `GET /robots/{robot_id}?date=` | a robot's day (default: its latest day), the nearest days with data |
 | `GET /supply-hours?date=` or `?from=&to=` (`&reason=`) | supply hours, downtime by reason |
 | `GET /funnel?date=` | per stage count, p50, p90 and distribution |
 | `GET /api/deliveries?date=&window_min=` | `{date, window_min, deliveries: […]}` |
@@ -19,14 +19,14 @@ cannot disagree), answer with a page (:mod:`loader.ui.pages`) or the same data a
 | `GET /api/funnel?date=` | exactly `logship funnel --date D --json` |
 | `GET /healthz`, `GET /metrics` | liveness; `logship_ui_*` metrics |
 
-Every query of a request runs in one read-only visit of the warehouse (:mod:`loader.ui.reader`).
+Every query of a request runs in one read-only visit of the warehouse (:mod:`loader.ui.visits`);
+pages are rendered and downloads encoded off the event loop (:data:`~loader.ui.state.RENDER`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import asyncio
+import functools
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -35,64 +35,45 @@ from aiohttp import web
 
 from loader import analytics
 from loader.ui import assets, metrics, pages
-from loader.ui.config import UiSettings
+from loader.ui.downloads import filename, json_response, send_csv, send_json
 from loader.ui.html import query, seg
 from loader.ui.inputs import Days, parse_date, parse_days, parse_id, parse_text, parse_window_min
+from loader.ui.neighbours import nearest_days
 from loader.ui.problems import BAD_INPUT, NOT_FOUND, Problem
-from loader.ui.reader import Reader
+from loader.ui.state import CTX, RENDER, SETTINGS, VISITS
 from loader.warehouse import Warehouse
-
-SETTINGS = web.AppKey("settings", UiSettings)
-READER = web.AppKey("reader", Reader)
-CTX = web.AppKey("ctx", pages.Ctx)
 
 T = TypeVar("T")
 
-#: Lane titles shown on the timeline and in the event table.
-LANE_TITLES = {"dispatch": "Dispatch", "robot": "Robot / fleet", "pilot": "Pilot",
-               "server": "Server", "tracker": "Customer tracker", "other": "Other"}  # fmt: skip
-#: Columns of the CSV download, in order (properties as one JSON column).
-CSV_COLUMNS = ("occurred_at", "offset_s", "gap_s", "lane", "service", "host", "robot_id",
-               "delivery_id", "event_name", "event_id", "received_at", "properties")  # fmt: skip
 
-
-async def _ask(request: web.Request, fn: Callable[[analytics.Reader], T]) -> T:
-    """`fn` with the analyses' reader over one read-only visit of the warehouse. A ValueError
-    of the analyses (a bad argument that got past the inputs) is a 400."""
+async def _ask(
+    request: web.Request, fn: Callable[[analytics.Reader], T], *, max_rows: int | None = None
+) -> T:
+    """`fn` with the analyses' reader over one read-only visit of the warehouse (each
+    statement's rows cut at `max_rows` when given). A ValueError of the analyses (a bad
+    argument that got past the inputs) is a 400."""
     cfg = request.app[SETTINGS].analytics()
 
     def visit(wh: Warehouse) -> T:
+        query_fn = functools.partial(wh.query, max_rows=max_rows)
         try:
-            return fn(analytics.Reader.of(wh, cfg))
+            return fn(analytics.Reader(query_fn, wh.dialect, wh.schema, cfg))
         except ValueError as exc:
             raise Problem(BAD_INPUT, str(exc)[:300]) from None
 
-    return await request.app[READER].run(visit)
+    return await request.app[VISITS].run(visit)
 
 
-def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-
-def dumps(data: Any) -> str:
-    """JSON exactly as the CLI's `--json` prints it (indented, ASCII, a final newline)."""
-    return json.dumps(data, indent=2) + "\n"
-
-
-def _json(data: Any, *, filename: str | None = None) -> web.Response:
-    resp = web.Response(text=dumps(data), content_type="application/json", charset="utf-8")
-    if filename:
-        resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return resp
+async def _page(request: web.Request, render: Callable[..., str], *args: Any) -> web.Response:
+    """`render(ctx, *args)` in the render threads — a big page never stalls the event loop
+    (in `logship dev` the sink shares it)."""
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(request.app[RENDER], render, request.app[CTX], *args)
+    return web.Response(text=body, content_type="text/html", charset="utf-8")
 
 
 def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
-
-
-def _filename(ident: str, ext: str) -> str:
-    """A download's file name: the id's safe characters only (it goes into a header)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in ident)[:100] + ext
 
 
 # ------------------------------------------------------------------------------- pages
@@ -107,7 +88,7 @@ async def index(request: web.Request) -> web.Response:
         return day, ([] if day is None else analytics.deliveries_of_day(r, day, window))
 
     day, rows = await _ask(request, fetch)
-    return _html(pages.index(request.app[CTX], day, window, rows))
+    return await _page(request, pages.index, day, window, rows)
 
 
 async def search(request: web.Request) -> web.Response:
@@ -125,54 +106,36 @@ async def search(request: web.Request) -> web.Response:
 async def delivery(request: web.Request) -> web.Response:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
     day = _day_hint(request)
+    # The page shows the first MAX_EVENTS events: each statement stops one row after that.
+    data = await _ask(request, lambda r: analytics.delivery(r, did, day),
+                      max_rows=pages.MAX_EVENTS + 1)  # fmt: skip
+    if data is None:
+        raise _no_delivery(did)
+    return await _page(request, pages.delivery, data)
+
+
+async def delivery_json(request: web.Request) -> web.StreamResponse:
+    did = parse_id(request.match_info["delivery_id"], "delivery id")
+    events = await _session(request, did)
+    return await send_json(request, events, name=filename(did, ".json"))
+
+
+async def delivery_csv(request: web.Request) -> web.StreamResponse:
+    did = parse_id(request.match_info["delivery_id"], "delivery id")
+    day = _day_hint(request)
     data = await _ask(request, lambda r: analytics.delivery(r, did, day))
     if data is None:
         raise _no_delivery(did)
-    return _html(pages.delivery(request.app[CTX], data))
+    return await send_csv(request, data["events"], data["annotations"],
+                          name=filename(did, ".csv"))  # fmt: skip
 
 
-async def delivery_json(request: web.Request) -> web.Response:
-    did = parse_id(request.match_info["delivery_id"], "delivery id")
+async def _session(request: web.Request, did: str) -> list[dict[str, Any]]:
     day = _day_hint(request)
     events = await _ask(request, lambda r: analytics.session(r, did, day))
     if events is None:
         raise _no_delivery(did)
-    return _json(events, filename=_filename(did, ".json"))
-
-
-async def delivery_csv(request: web.Request) -> web.Response:
-    did = parse_id(request.match_info["delivery_id"], "delivery id")
-    day = _day_hint(request)
-    data = await _ask(request, lambda r: analytics.delivery(r, did, day))
-    if data is None:
-        raise _no_delivery(did)
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(CSV_COLUMNS)
-    for e, a in zip(data["events"], data["annotations"], strict=False):
-        row = {**e, "offset_s": a.get("offset_s"), "lane": a.get("lane"),
-               "properties": json.dumps(e.get("properties") or {})}  # fmt: skip
-        w.writerow([_csv_cell(row.get(c)) for c in CSV_COLUMNS])
-    resp = web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{_filename(did, ".csv")}"'
-    return resp
-
-
-def _csv_cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet shows as text: a value starting with `= + - @` (or a tab
-    or CR) would be run as a formula, so it gets a leading `'`."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return events
 
 
 def _day_hint(request: web.Request) -> date | None:
@@ -187,28 +150,35 @@ def _no_delivery(did: str) -> Problem:
 
 
 async def robot(request: web.Request) -> web.Response:
-    return _html(pages.robot(request.app[CTX], await _robot_day(request)))
+    data, nearby = await _robot_day(request, with_nearby=True)
+    return await _page(request, pages.robot, data, nearby)
 
 
-async def _robot_day(request: web.Request) -> dict[str, Any]:
+async def _robot_day(
+    request: web.Request, *, with_nearby: bool = False
+) -> tuple[dict[str, Any], tuple[date | None, date | None]]:
+    """The robot's day (`?date=`, default its latest) and, for the page, the nearest days
+    before and after it with an event of the robot."""
     rid = parse_id(request.match_info["robot_id"], "robot id")
     chosen = parse_date(request.query.get("date"))
 
-    def fetch(r: analytics.Reader) -> dict[str, Any] | None:
+    def fetch(r: analytics.Reader) -> tuple[dict[str, Any] | None, Any]:
         day = chosen
         if day is None:
             found = analytics.find(r, rid)
             if not found or found.get("kind") != "robot":
-                return None
+                return None, (None, None)
             day = date.fromisoformat(found["date"])
-        return analytics.robot_day(r, rid, day)
+        data = analytics.robot_day(r, rid, day)
+        nearby = nearest_days(r, rid, day) if data is not None and with_nearby else (None, None)
+        return data, nearby
 
-    data = await _ask(request, fetch)
+    data, nearby = await _ask(request, fetch)
     if data is None:
         when = f" on {chosen.isoformat()}" if chosen else ""
         raise Problem(NOT_FOUND, f"Robot “{rid}” has no events{when} in the warehouse.",
                       search=rid)  # fmt: skip
-    return data
+    return data, nearby
 
 
 async def supply(request: web.Request) -> web.Response:
@@ -227,7 +197,7 @@ async def supply(request: web.Request) -> web.Response:
 
     days, items, intervals = await _ask(request, fetch)
     totals = analytics.supply_totals(items)
-    return _html(pages.supply(request.app[CTX], days, items, totals, reason, intervals))
+    return await _page(request, pages.supply, days, items, totals, reason, intervals)
 
 
 async def funnel(request: web.Request) -> web.Response:
@@ -239,7 +209,7 @@ async def funnel(request: web.Request) -> web.Response:
 
     days, result = await _ask(request, fetch)
     stages = analytics.funnel_stages(result) if days is not None else []
-    return _html(pages.funnel(request.app[CTX], days, result, stages))
+    return await _page(request, pages.funnel, days, result, stages)
 
 
 def _days(request: web.Request, r: analytics.Reader) -> Days | None:
@@ -269,20 +239,16 @@ async def api_deliveries(request: web.Request) -> web.Response:
         rows = [] if day is None else analytics.deliveries_of_day(r, day, window)
         return {"date": day and day.isoformat(), "window_min": window, "deliveries": rows}
 
-    return _json(await _ask(request, fetch))
+    return json_response(await _ask(request, fetch))
 
 
-async def api_delivery(request: web.Request) -> web.Response:
+async def api_delivery(request: web.Request) -> web.StreamResponse:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
-    day = _day_hint(request)
-    events = await _ask(request, lambda r: analytics.session(r, did, day))
-    if events is None:
-        raise _no_delivery(did)
-    return _json(events)
+    return await send_json(request, await _session(request, did))
 
 
 async def api_robot(request: web.Request) -> web.Response:
-    return _json(await _robot_day(request))
+    return json_response((await _robot_day(request))[0])
 
 
 async def api_supply(request: web.Request) -> web.Response:
@@ -294,7 +260,7 @@ async def api_supply(request: web.Request) -> web.Response:
         days = _days(request, r)
         return [] if days is None else analytics.supply_hours(r, days.first, days.last, robot_id)
 
-    return _json(await _ask(request, fetch))
+    return json_response(await _ask(request, fetch))
 
 
 async def api_funnel(request: web.Request) -> web.Response:
@@ -303,7 +269,7 @@ async def api_funnel(request: web.Request) -> web.Response:
         return ({"deliveries": [], "days": []} if days is None
                 else analytics.funnel(r, days.first, days.last))  # fmt: skip
 
-    return _json(await _ask(request, fetch))
+    return json_response(await _ask(request, fetch))
 
 
 # --------------------------------------------------------------------- health, metrics, files

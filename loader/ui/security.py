@@ -10,7 +10,6 @@ scrapes and the 401 page's style sheet work.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Sequence
 
@@ -58,11 +57,16 @@ def authorized(header: str | None, tokens: Sequence[str]) -> bool:
     elif scheme.lower() == "basic":
         try:
             given = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 inside
             return False
     else:
         return False
+    # Header bytes that are not UTF-8 arrive as surrogate escapes: compared as those bytes.
+    try:
+        raw = given.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
     ok = False
     for token in tokens:  # every token compared: the time does not tell which one matched
-        ok |= hmac.compare_digest(given.encode(), token.encode())
+        ok |= hmac.compare_digest(raw, token.encode())
     return ok

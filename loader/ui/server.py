@@ -1,5 +1,5 @@
 """Running the web UI: bind `LOGSHIP_UI_HTTP_ADDR`, serve until told to stop, shut down
-gracefully (requests in flight finish, then the reader's threads and connections close)."""
+gracefully (requests in flight finish, then the warehouse visits' and render threads close)."""
 
 from __future__ import annotations
 

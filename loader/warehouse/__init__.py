@@ -2,7 +2,8 @@
 one interface (:class:`Warehouse`), opened from `LOGSHIP_WAREHOUSE_URL` by :func:`open_warehouse`.
 
 `base` is the load logic both share, `redshift` and `duckdb` the backends, `registry_table` the
-`event_registry` table, `sql` every statement and what differs between the dialects.
+`event_registry` table, `sql` every statement and what differs between the dialects, `locking`
+the lock files that let a DuckDB writer go before the web UI's readers.
 """
 
 from __future__ import annotations

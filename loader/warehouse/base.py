@@ -190,11 +190,14 @@ class Warehouse:
 
     # --- ledger ---------------------------------------------------------------------------
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A read-only query (the analyses); rows as tuples."""
+    def query(
+        self, statement: str, params: Sequence[Any] = (), max_rows: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """A read-only query (the analyses); rows as tuples, at most `max_rows` when given."""
         cur = self._cursor()
         try:
-            rows = self._run(cur, statement, list(params)).fetchall()
+            res = self._run(cur, statement, list(params))
+            rows = res.fetchall() if max_rows is None else res.fetchmany(max_rows)
             self._commit()
             return [tuple(r) for r in rows]
         except BaseException:

@@ -14,6 +14,7 @@ from ingest.lake import ObjectInfo
 from loader.errors import ObjectsUnreadable, classify, gzip_problem
 from loader.warehouse import sql
 from loader.warehouse.base import LocalFiles, Warehouse
+from loader.warehouse.locking import WriteHold
 
 #: How many objects :meth:`DuckDBWarehouse._check_files` remembers as intact.
 _INTACT_REMEMBERED = 10_000
@@ -23,7 +24,8 @@ class DuckDBWarehouse(Warehouse):
     """The embedded default: the same table shape, ledger and exactly-once load, in DuckDB.
 
     The database file is opened for each operation and closed after, so other processes
-    (`logship session`, a notebook) can open it between load cycles.
+    (`logship session`, a notebook) can open it between load cycles; while it is open, the
+    web UI's readers wait (:mod:`loader.warehouse.locking`).
     """
 
     dialect = sql.DUCKDB
@@ -33,19 +35,33 @@ class DuckDBWarehouse(Warehouse):
         self.path = path
         self.memory_limit = memory_limit
         self._intact: dict[tuple[str, int], None] = {}  # (key, size) read as complete gzip
+        self._hold: WriteHold | None = None  # writers first: see loader/warehouse/locking.py
 
     def connect(self) -> None:
+        """Open the file read-write, after the readers inside have left (:class:`WriteHold`;
+        new readers wait until :meth:`close`)."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = duckdb.connect(
-            self.path,
-            config={
-                "memory_limit": self.memory_limit,
-                # Row order within a load does not matter; keeping it costs memory and time.
-                "preserve_insertion_order": False,
-            },
-        )
-        self.conn.execute(sql.utc_session())
+            self._hold = WriteHold(self.path)
+        try:
+            self.conn = duckdb.connect(
+                self.path,
+                config={
+                    "memory_limit": self.memory_limit,
+                    # Row order within a load does not matter; keeping it costs memory and time.
+                    "preserve_insertion_order": False,
+                },
+            )
+            self.conn.execute(sql.utc_session())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        if self._hold is not None:
+            self._hold.release()  # after the file is closed: readers may open it now
+            self._hold = None
 
     def _cursor(self) -> Any:
         if self.conn is None:

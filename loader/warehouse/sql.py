@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.event import BASE_COLUMNS, MAX_STRING_BYTES, PROPERTIES, Column, entity_column
+from ingest.event import MAX_STRING_BYTES, Column, entity_column, table_columns
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -126,11 +126,6 @@ def column_type(d: Dialect, c: Column) -> str:
     else:
         t = _TABLE_TYPES[c.kind]
     return t + " NOT NULL" if c.required else t
-
-
-def table_columns(entities: tuple[str, ...]) -> list[Column]:
-    """Every column of `events`, in table order (entity columns before `properties`)."""
-    return [*BASE_COLUMNS, *(entity_column(e) for e in entities), PROPERTIES]
 
 
 # ------------------------------------------------------------------ statements

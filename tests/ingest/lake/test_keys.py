@@ -3,7 +3,7 @@ warehouse jobs read them. A change here is a change of the lake's format."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from ingest.lake import keys
 
@@ -48,3 +48,11 @@ def test_manifest_and_quarantine_keys_stay_outside_the_streams() -> None:
         keys.quarantine_note_key(KEY),
     ):
         assert not key.startswith(keys.stream_prefix(keys.EVENTS))
+
+
+def test_a_batch_is_partitioned_by_the_utc_hour_it_was_received() -> None:
+    part = keys.partition(AT)
+    assert part == "2026-11-23T08"
+    assert (keys.partition_day(part), keys.partition_hour(part)) == ("2026-11-23", "08")
+    est = AT.astimezone(timezone(timedelta(hours=-5)))  # the same instant, another offset
+    assert keys.partition(est) == part

@@ -8,6 +8,7 @@ import base64
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
 from loader.ui import UiSettings, serve_ui
@@ -73,6 +74,26 @@ async def test_a_wrong_token_is_refused(guarded: Any, headers: dict[str, str]) -
     assert (await guarded.get("/deliveries/D-1", headers=headers)).status == 401
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"Basic \xc3\xa9", b"Bearer \xff\xfe", b"Basic \xff", b"Bearer " + TOKEN.encode() + b"\xff",
+     b"Basic " + base64.b64encode(b"pm:" + TOKEN.encode() + b"\xed\xa0\x80")],
+)  # fmt: skip
+async def test_an_authorization_header_of_any_bytes_is_a_401(guarded: Any, header: bytes) -> None:
+    """Bytes that are not ASCII, or not UTF-8, in the header (sent raw: a client library would
+    refuse them) are a refusal like any wrong token, not a 500."""
+    reader, writer = await asyncio.open_connection(guarded.server.host, guarded.server.port)
+    try:
+        writer.write(b"GET /deliveries/D-1 HTTP/1.1\r\nHost: ui\r\nAuthorization: " + header
+                     + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+        await writer.drain()
+        status = await reader.readline()
+        await reader.read()
+    finally:
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 401 "), status
+
+
 async def test_probes_scrapes_and_static_files_stay_open(guarded: Any) -> None:
     assert (await guarded.get("/healthz")).status == 200
     assert (await guarded.get("/metrics")).status == 200
@@ -89,8 +110,6 @@ async def test_the_token_is_never_logged(
     """A real server, logging at DEBUG: every request is logged (route, status) — never the
     Authorization header or the token, refused or accepted. The records are read as they are
     made (before any redaction of the JSON formatter)."""
-    import aiohttp
-
     settings = duck.model_copy(update={"ui_tokens": type(duck.ui_tokens)(TOKEN)})
     caplog.set_level(logging.DEBUG)
     stop = asyncio.Event()

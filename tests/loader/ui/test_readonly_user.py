@@ -13,7 +13,7 @@ import redshift_connector
 
 from loader.errors import sqlstate
 from loader.ui.problems import UNAVAILABLE, Problem
-from loader.ui.reader import Reader
+from loader.ui.visits import WarehouseVisits
 from tests.loader.helpers import ENTITIES
 from tests.loader.ui.conftest import load, serve, ui_settings
 from tests.loader.ui.scenario import DAY, OBJECTS
@@ -83,7 +83,7 @@ async def test_the_read_only_user_cannot_write(readonly: Any) -> None:
             assert sqlstate(caught.value)[0] in ("42501", "42809"), stmt  # insufficient privilege
         finally:
             con.close()
-    reader = Reader(readonly["ui"], ENTITIES)  # through the UI's reader: a 503, not a 500
+    reader = WarehouseVisits(readonly["ui"], ENTITIES)  # through the UI's reader: a 503, not a 500
     try:
         with pytest.raises(Problem) as problem:
             await reader.run(lambda wh: wh.query(writes[0]))

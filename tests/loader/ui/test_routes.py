@@ -3,14 +3,18 @@ shown, JSON equal to the CLI's `--json`, hostile values escaped, bad input a 400
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
 from typing import Any
 
-from loader import reports
+from loader import analytics, reports
 from loader.ui import UiSettings
+from loader.ui.downloads import CSV_COLUMNS
+from loader.ui.fmt import duration
 from loader.ui.security import CSP
+from tests.loader.ui.conftest import serve
 from tests.loader.ui.scenario import BAD_SERVICE, DAY, IMG_REASON, SCRIPT
 
 PAGES = [
@@ -107,7 +111,7 @@ async def test_supply_page_totals_and_headline_equal_the_cli(
     # choosing a reason lists its intervals and the deliveries they touched
     body = await (await client.get(f"/supply-hours?date={DAY}&reason=lid_error")).text()
     section = body.split('id="intervals"')[1]
-    assert "R-1" in section and 'href="/deliveries/D-1"' in section
+    assert "R-1" in section and f'href="/deliveries/D-1?date={DAY}"' in section
     assert "10:20:00" in section and "0.33 h" in section
 
 
@@ -137,20 +141,24 @@ async def test_delivery_page_shows_the_swap_and_every_event_in_order(
     assert len(pre) == len(events)
 
 
-async def test_csv_download(client: Any) -> None:
+async def test_csv_download(client: Any, loaded: UiSettings) -> None:
     resp = await client.get("/deliveries/D-1/events.csv")
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert resp.headers["Content-Disposition"] == 'attachment; filename="D-1.csv"'
-    lines = (await resp.text()).splitlines()
-    assert lines[0].startswith("occurred_at,offset_s,gap_s,lane,service")
-    assert len(lines) == 1 + 17
+    assert_secure(resp)  # streamed: the headers are set as it is prepared
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    events = json.loads(cli(reports.session, loaded, "D-1", True))
+    assert [r["event_id"] for r in rows] == [e["event_id"] for e in events]
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    # a service that a spreadsheet would run as a formula starts with ' (BAD_SERVICE is text)
+    assert {r["service"] for r in rows} >= {"dispatch", "fleet", BAD_SERVICE}
 
 
 async def test_index_lists_the_day_failed_and_flagged_first(client: Any) -> None:
     body = await (await client.get("/")).text()  # default: the latest day with data
     assert '<input id="q" name="q" type="search"' in body and "autofocus" in body
     assert '<label for="q">Delivery ID</label>' in body
-    order = re.findall(r'<a href="/deliveries/(D-\d)">', body)
+    order = re.findall(r'<a href="/deliveries/(D-\d)\?date=\d{4}-\d\d-\d\d">', body)
     assert order == ["D-2", "D-1", "D-3", "D-4"]
     assert "R-1 lid_error 1 min after pickup arrival" in body
     api = json.loads(await (await client.get(f"/api/deliveries?date={DAY}")).text())
@@ -175,8 +183,12 @@ async def test_search_opens_the_delivery_or_the_robots_day(client: Any) -> None:
 async def test_robot_day(client: Any) -> None:
     body = await (await client.get(f"/robots/R-1?date={DAY}")).text()
     assert "<h1>Robot R-1</h1>" in body
-    assert 'href="/robots/R-1?date=2026-03-04"' not in body or "←" in body
-    assert 'href="/deliveries/D-1"' in body and 'href="/deliveries/D-4"' in body
+    # R-1 has events on this day only: previous and next say so instead of opening empty days
+    pager = body.split('<p class="pager">')[1].split("</p>")[0]
+    assert 'data-absent="earlier"' in pager and 'data-absent="later"' in pager
+    assert 'rel="prev"' not in pager and 'rel="next"' not in pager
+    assert f'href="/deliveries/D-1?date={DAY}"' in body
+    assert f'href="/deliveries/D-4?date={DAY}"' in body
     assert "lid_error" in body and 'class="st-error"' in body
     api = json.loads(await (await client.get(f"/api/robots/R-1?date={DAY}")).text())
     assert api["robot_id"] == "R-1" and api["date"] == DAY
@@ -188,15 +200,20 @@ async def test_robot_day(client: Any) -> None:
 
 
 async def test_funnel(client: Any, loaded: UiSettings) -> None:
+    """Per stage the page's count, p50 and p90 are the CLI's `--json` figures (as durations)."""
     result = json.loads(cli(reports.funnel, loaded, DAY, True))
     body = await (await client.get(f"/funnel?date={DAY}")).text()
     (day,) = result["days"]
     assert f"<strong>{day['deliveries']}</strong> deliveries created" in body
-    for stage, v in day.items():
-        if isinstance(v, dict):
-            name = stage.removesuffix("_s")
-            assert f">{name}</a>" in body
-            assert '<title id="svg-stage-' in body
+    stages = analytics.funnel_stages(result)
+    assert len(stages) == sum(1 for v in day.values() if isinstance(v, dict)) > 0
+    for i, st in enumerate(stages):
+        assert st["p50"] is not None and st["p90"] is not None
+        row = (f'<tr><td><a href="#stage-{i}">{st["stage"]}</a></td>'
+               f'<td class="num">{st["count"]}</td><td class="num">{duration(st["p50"])}</td>'
+               f'<td class="num">{duration(st["p90"])}</td></tr>')  # fmt: skip
+        assert row in body, row
+        assert f'<title id="svg-stage-{i}">' in body
 
 
 async def test_hostile_values_are_escaped(client: Any) -> None:
@@ -229,19 +246,22 @@ BAD = [
     ("/funnel?date=05/03/2026", 400),
     ("/robots/R-1?date=%3Cscript%3E", 400),
     ("/deliveries/" + "D" * 10_000, 400),
-    ("/deliveries/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 400),
-    ("/deliveries/..%2F..%2Fetc%2Fpasswd", 400),
+    ("/deliveries/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 404),  # any text is an id: not found
+    ("/deliveries/..%2F..%2Fetc%2Fpasswd", 404),
     ("/deliveries/../../etc/passwd", 404),
     ("/deliveries/D-1%00", 400),
+    ("/deliveries/D%0A1", 400),
+    ("/deliveries/D%C2%851", 400),  # a C1 control
     ("/search?q=", 400),
-    ("/search?q=%3Cscript%3E", 400),
+    ("/search?q=%3Cscript%3E", 404),
     ("/deliveries/D-nope", 404),
     ("/robots/R-nope", 404),
     ("/nowhere", 404),
     ("/static/app.css", 404),
     ("/static/..%2F..%2Fconfig.py", 404),
     ("/api/deliveries/D-nope", 404),
-    ("/api/deliveries/%3Cscript%3E", 400),
+    ("/api/deliveries/%3Cscript%3E", 404),
+    ("/api/deliveries/a%1Bb", 400),
     ("/api/supply-hours?date=nope", 400),
     ("/api/robots/R-1?date=2026-99-99", 400),
 ]
@@ -303,11 +323,9 @@ async def test_metrics_count_route_templates(client: Any) -> None:
 async def test_times_show_in_the_configured_zone_with_their_offset(
     duck: UiSettings, aiohttp_client: Any
 ) -> None:
-    from tests.loader.ui.conftest import serve
-
     client = await serve(duck.model_copy(update={"timezone": "America/Los_Angeles"}),
                          aiohttp_client)  # fmt: skip
     body = await (await client.get("/deliveries/D-1")).text()
     assert "<dd>2026-03-05 02:00:00 -08:00</dd>" in body  # 10:00 UTC
-    assert "Times in America/Los_Angeles (-0" in body
-    assert '<time datetime="2026-03-05T10:00:00.000000Z">02:00:00</time>' in body
+    assert "Times in America/Los_Angeles (-08:00)." in body  # the offset of the day shown
+    assert '<time datetime="2026-03-05T10:00:00.000000Z">02:00:00 -08:00</time>' in body
