@@ -11,7 +11,7 @@ links inside drawings are left out of the tab order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -197,12 +197,7 @@ def _state_strips(
     y = y0 + 8
     for robot, items in by_robot.items():
         parts.append(_row_label(y + STRIP_H - 4, robot))
-        for s in items:
-            a, b = parse_time(s.get("from")), parse_time(s.get("to"))
-            span = scale.clip(a, b) if a and b else None
-            if span is None or a is None or b is None:
-                continue
-            reason = f" ({s['reason']})" if s.get("reason") else ""
+        for s, span, a, b, reason in _visible_states(items, scale):
             parts.append(html(
                 '<rect class="{cls}" x="{x:.1f}" y="{y:.0f}" width="{w:.1f}" height="{h}">'
                 "<title>{robot}: {state}{reason}, {a} – {b}</title></rect>",
@@ -212,6 +207,19 @@ def _state_strips(
             ))  # fmt: skip
         y += STRIP_H + 4
     return join(parts), y - y0
+
+
+def _visible_states(
+    items: list[dict[str, Any]], scale: Scale
+) -> Iterator[tuple[dict[str, Any], tuple[float, float], datetime, datetime, str]]:
+    """Each state interval that shows on `scale`: itself, its clipped x span, its times and
+    its reason as a title suffix (" (lid_error)", or "")."""
+    for s in items:
+        a, b = parse_time(s.get("from")), parse_time(s.get("to"))
+        span = scale.clip(a, b) if a and b else None
+        if span is None or a is None or b is None:
+            continue
+        yield s, span, a, b, f" ({s['reason']})" if s.get("reason") else ""
 
 
 # ------------------------------------------------------------------------------ robot day
@@ -229,12 +237,7 @@ def robot_day(day: dict[str, Any], start: datetime, end: datetime, tz: tzinfo) -
         _row_label(rows["deliveries"] + 19, "Deliveries"),
         _axis(scale, tz, 6, bottom),
     ]
-    for s in day.get("intervals", []):
-        a, b = parse_time(s.get("from")), parse_time(s.get("to"))
-        span = scale.clip(a, b) if a and b else None
-        if span is None or a is None or b is None:
-            continue
-        reason = f" ({s['reason']})" if s.get("reason") else ""
+    for s, span, a, b, reason in _visible_states(day.get("intervals", []), scale):
         parts.append(html(
             '<rect class="{cls}" x="{x:.1f}" y="{y:.0f}" width="{w:.1f}" height="22">'
             "<title>{state}{reason}: {a} – {b}, {h}</title></rect>",

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,18 +33,16 @@ from pydantic import SecretStr
 
 from ingest.demo import SWAP_DELIVERY_ID, generate
 from ingest.event import iso_utc
-from ingest.lake import S3Lake
 from loader import analytics, reports
 from loader.analytics import Reader
 from loader.config import LoaderSettings
-from loader.server import build_loader
 from loader.warehouse import Warehouse
 from loader.warehouse.sql import DUCKDB, REDSHIFT, Dialect
 from tests.conftest import AWS_ENV, s3_client
 from tests.deploy.conftest import CHART_DIR, Manifest, one
 from tests.ingest.demo.support import DAY, extract
 from tests.loader.analytics import scenario
-from tests.loader.helpers import gz_lines, loader_settings, make_loader, object_key, put_local
+from tests.loader.helpers import load_objects, loader_settings
 from tests.loader.warehouse.test_redshift import ROLE, rs_url
 
 DASHBOARD = CHART_DIR / "dashboards" / "logship-redshift.json"
@@ -271,26 +268,6 @@ def demo_objects() -> list[list[dict[str, Any]]]:
     return [*scenario.OBJECTS, demo]
 
 
-async def _load(settings: LoaderSettings, objects: list[list[dict[str, Any]]], **s3: str) -> None:
-    """Every object through the real loader, one per cycle (as the scenarios expect)."""
-    if settings.lake_url.startswith("s3://"):
-        client = s3_client(s3["endpoint"])
-        for i, rows in enumerate(objects):
-            client.put_object(Bucket=s3["bucket"], Key=object_key(i), Body=gz_lines(rows))
-        lake = S3Lake(settings.lake_url)
-        await lake.start()
-        loader = build_loader(settings, lake)
-    else:
-        for i, rows in enumerate(objects):
-            put_local(Path(settings.lake_url), object_key(i), rows)
-        loader = await make_loader(settings)
-    loader.max_objects = 1
-    for _ in range(2 * len(objects)):
-        if not (await loader.cycle()).more:
-            break
-    loader.warehouse.close()
-
-
 def _open(settings: LoaderSettings) -> Warehouse:
     return reports._warehouse(settings)
 
@@ -299,7 +276,7 @@ def _open(settings: LoaderSettings) -> Warehouse:
 def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     tmp = tmp_path_factory.mktemp("duck")
     settings = loader_settings(tmp)
-    asyncio.run(_load(settings, demo_objects()))
+    asyncio.run(load_objects(settings, demo_objects()))
     wh = _open(settings)
     try:
         yield Backend("duckdb", DUCKDB, settings, wh)
@@ -324,7 +301,7 @@ def emulated(
     with pytest.MonkeyPatch.context() as mp:
         for k, v in dict(AWS_ENV, AWS_ENDPOINT_URL_S3=moto_s3, AWS_ENDPOINT_URL=moto_s3).items():
             mp.setenv(k, v)
-        asyncio.run(_load(settings, demo_objects(), endpoint=moto_s3, bucket=bucket))
+        asyncio.run(load_objects(settings, demo_objects(), endpoint=moto_s3, bucket=bucket))
     wh = _open(settings)
     try:
         yield Backend("redshift", REDSHIFT, settings, wh)
@@ -547,7 +524,7 @@ def duck_la(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     wall-clock times are Los Angeles')."""
     tmp = tmp_path_factory.mktemp("duck-la")
     settings = loader_settings(tmp, timezone="America/Los_Angeles")
-    asyncio.run(_load(settings, demo_objects()))
+    asyncio.run(load_objects(settings, demo_objects()))
     wh = _open(settings)
     try:
         yield Backend("duckdb", DUCKDB, settings, wh)

@@ -11,10 +11,11 @@ from typing import Any
 import duckdb
 import orjson
 
-from ingest.lake import LocalLake
+from ingest.lake import LocalLake, open_lake
 from loader.config import LoaderSettings
 from loader.cycle import Loader
 from loader.server import build_loader
+from tests.conftest import s3_client
 
 ENTITIES = ("delivery_id", "robot_id", "trip_id", "merchant_id", "pilot_id")
 
@@ -71,11 +72,29 @@ def loader_settings(tmp_path: Path, **kw: Any) -> LoaderSettings:
 
 
 async def make_loader(settings: LoaderSettings) -> Loader:
-    from ingest.lake import open_lake
-
     lake = open_lake(settings.lake_url)
     await lake.start()
     return build_loader(settings, lake)
+
+
+async def load_objects(
+    settings: LoaderSettings, objects: list[list[dict[str, Any]]], **s3: str
+) -> None:
+    """Every object through the real loader, one per cycle (as the scenarios expect): put in
+    the settings' lake (a directory, or S3 at `endpoint`/`bucket`), then loaded."""
+    if settings.lake_url.startswith("s3://"):
+        client = s3_client(s3["endpoint"])
+        for i, rows in enumerate(objects):
+            client.put_object(Bucket=s3["bucket"], Key=object_key(i), Body=gz_lines(rows))
+    else:
+        for i, rows in enumerate(objects):
+            put_local(Path(settings.lake_url), object_key(i), rows)
+    loader = await make_loader(settings)
+    loader.max_objects = 1
+    for _ in range(2 * len(objects) + 2):
+        if not (await loader.cycle()).more:
+            break
+    loader.warehouse.close()
 
 
 def local_lake(tmp_path: Path) -> LocalLake:

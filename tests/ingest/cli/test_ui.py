@@ -11,7 +11,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.loader.ui.conftest import load, ui_settings
+from tests.loader.helpers import load_objects
+from tests.loader.ui.conftest import ui_settings
 from tests.loader.ui.scenario import OBJECTS
 
 LOGSHIP = [sys.executable, "-m", "ingest.cli"]
@@ -25,7 +26,7 @@ def environment(tmp_path: Path, **kw: str) -> dict[str, str]:
 
 
 async def test_logship_ui_serves_until_sigterm(tmp_path: Path) -> None:
-    await load(ui_settings(tmp_path), OBJECTS)
+    await load_objects(ui_settings(tmp_path), OBJECTS)
     proc = subprocess.Popen([*LOGSHIP, "ui"], env=environment(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

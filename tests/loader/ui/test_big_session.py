@@ -20,8 +20,8 @@ import pytest
 from loader import reports
 from loader.ui import UiSettings
 from loader.ui.pages import MAX_EVENTS, MAX_ROW_JSON_CHARS
-from tests.loader.helpers import event
-from tests.loader.ui.conftest import load, serve, ui_settings
+from tests.loader.helpers import event, load_objects
+from tests.loader.ui.conftest import serve, ui_settings
 
 START = datetime(2026, 1, 5, 12, tzinfo=UTC)
 DAYS = 10
@@ -46,7 +46,7 @@ def _chain() -> list[list[dict[str, Any]]]:
 @pytest.fixture
 async def chain(tmp_path: Path) -> UiSettings:
     settings = ui_settings(tmp_path)
-    await load(settings, _chain())
+    await load_objects(settings, _chain())
     return settings
 
 

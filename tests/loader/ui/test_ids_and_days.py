@@ -17,8 +17,8 @@ import pytest
 from loader import reports
 from loader.ui import UiSettings
 from loader.ui.html import seg
-from tests.loader.helpers import event
-from tests.loader.ui.conftest import load, serve, ui_settings
+from tests.loader.helpers import event, load_objects
+from tests.loader.ui.conftest import serve, ui_settings
 from tests.loader.ui.scenario import DAY, OBJECTS, ev
 
 #: Delivery ids a sender may use: ingest stores any text up to 256 characters.
@@ -50,7 +50,7 @@ def _extra() -> list[dict[str, Any]]:
 @pytest.fixture
 async def more(tmp_path: Path) -> UiSettings:
     settings = ui_settings(tmp_path)
-    await load(settings, [*OBJECTS, _extra()])
+    await load_objects(settings, [*OBJECTS, _extra()])
     return settings
 
 

@@ -14,8 +14,8 @@ import redshift_connector
 from loader.errors import sqlstate
 from loader.ui.problems import UNAVAILABLE, Problem
 from loader.ui.visits import WarehouseVisits
-from tests.loader.helpers import ENTITIES
-from tests.loader.ui.conftest import load, serve, ui_settings
+from tests.loader.helpers import ENTITIES, load_objects
+from tests.loader.ui.conftest import serve, ui_settings
 from tests.loader.ui.scenario import DAY, OBJECTS
 from tests.loader.warehouse.test_redshift import ROLE, rs_url
 
@@ -48,7 +48,7 @@ async def readonly(tmp_path: Path, s3_env: dict[str, str], redshift_db: dict[str
     connection kwargs."""
     loader = ui_settings(tmp_path, lake_url=f"s3://{s3_env['BUCKET']}",
                          warehouse_url=rs_url(redshift_db), redshift_iam_role=ROLE)  # fmt: skip
-    await load(loader, OBJECTS, endpoint=moto_endpoint, bucket=s3_env["BUCKET"])
+    await load_objects(loader, OBJECTS, endpoint=moto_endpoint, bucket=s3_env["BUCKET"])
     user = f"ui_{uuid.uuid4().hex[:10]}"
     grants = [re.sub(r"\blogship_ui\b", user, s) for s in readme_grants()]
     grants = [re.sub(r"\blogship_loader\b", redshift_db["user"], s) for s in grants]
