@@ -6,11 +6,14 @@ all (defaults: 200 objects, 1,000,000 events), then, in the same run:
 * baseline: `CREATE TABLE … AS SELECT * FROM read_json([all files], …)` into a fresh DuckDB file —
   the fastest way DuckDB itself can ingest these files, with no ledger, dedupe or transaction;
 * logship: `logship load` cycles (ledger lock, manifest, stage, dedupe by event_id, insert,
-  ledger rows, commit — exactly once) until the lake is loaded, into another fresh file.
+  delivery spans, ledger rows, commit — exactly once) until the lake is loaded, into another
+  fresh file. A delivery lasts 40 minutes (objects) and has `--events-per-delivery` events
+  (default 20, as the demo fleet's; `1` is the worst case for `delivery_spans`).
 
 Prints events/s of both, the ratio, the loader's peak RSS (it runs in a child process), and
 for Redshift the statements and round trips of one cycle (counted from the emulator's log in
-`tests/loader/warehouse/test_redshift.py`: 10 statements, 1 COPY, whatever the object count).
+`tests/loader/warehouse/test_redshift.py`: 12 statements besides BEGIN and COMMIT, 1 COPY,
+whatever the object count).
 
     python bench/load.py [--objects 200] [--events 1000000]
 """
@@ -38,9 +41,18 @@ import orjson
 ENTITIES = ("delivery_id", "robot_id", "trip_id", "merchant_id", "pilot_id")
 
 
-def build_lake(root: Path, n_objects: int, n_events: int, seed: int = 11) -> list[Path]:
+#: Minutes a delivery lasts in the bench's lake: its events fall in that many objects.
+DELIVERY_MINUTES = 40
+
+
+def build_lake(
+    root: Path, n_objects: int, n_events: int, events_per_delivery: float, seed: int = 11
+) -> list[Path]:
+    """One object a minute; a delivery lasts DELIVERY_MINUTES and has `events_per_delivery`
+    events on average, so about `per / events_per_delivery` deliveries start each minute."""
     rnd = random.Random(seed)
     per = n_events // n_objects
+    starts = max(1, round(per / events_per_delivery))  # deliveries starting per minute
     start = datetime(2026, 11, 23, tzinfo=UTC)
     paths = []
     for i in range(n_objects):
@@ -48,7 +60,8 @@ def build_lake(root: Path, n_objects: int, n_events: int, seed: int = 11) -> lis
         rows = []
         for _ in range(per):
             occurred = when - timedelta(seconds=rnd.randrange(600))
-            d, r = f"D-{rnd.randrange(10**6)}", f"R-{rnd.randrange(500)}"
+            k = i * starts + rnd.randrange(DELIVERY_MINUTES * starts)  # one of those active
+            d, r = f"D-{k}", f"R-{rnd.randrange(500)}"
             rows.append(
                 orjson.dumps(
                     {
@@ -150,6 +163,9 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=200)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--max-objects", type=int, default=500, help="LOGSHIP_LOAD_MAX_OBJECTS")
+    ap.add_argument("--events-per-delivery", type=float, default=20,
+                    help="mean events of a delivery (the demo fleet: about 19); 1 is the worst "
+                         "case for delivery_spans, a new delivery for nearly every event")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="logship-bench-load-"))
     try:
@@ -157,9 +173,10 @@ def main() -> None:
             f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, duckdb {duckdb.__version__}"
         )
         t0 = time.perf_counter()
-        paths = build_lake(tmp / "lake", args.objects, args.events)
+        paths = build_lake(tmp / "lake", args.objects, args.events, args.events_per_delivery)
         size = sum(p.stat().st_size for p in paths)
-        print(f"lake: {len(paths)} objects, {args.events:,} events, {size / 2**20:.0f} MiB gzip "
+        print(f"lake: {len(paths)} objects, {args.events:,} events, {size / 2**20:.0f} MiB gzip, "
+              f"{args.events_per_delivery:g} events a delivery "
               f"(built in {time.perf_counter() - t0:.0f} s)")  # fmt: skip
         base = baseline(paths, tmp / "baseline.duckdb")
         print(f"baseline (DuckDB read_json into a plain table): {base:,.0f} events/s")
@@ -170,6 +187,7 @@ def main() -> None:
               f"{rate:,.0f} events/s ({rate / base:.2f}x baseline), peak RSS {rss:.0f} MiB")  # fmt: skip
         print(json.dumps({"baseline_events_per_s": base, "loader_events_per_s": rate,
                           "ratio_to_baseline": rate / base, "events": n,
+                          "events_per_delivery": args.events_per_delivery,
                           "loader_peak_rss_mib": rss}))  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,9 @@ docs/architecture.md#record-to-event), and a sender records the batches the serv
 (200/202). Senders retry like Vector:
 429/503/408/5xx, connection errors and timeouts are retried with capped exponential backoff and
 jitter, resending the same bytes; a small share of requests use a client timeout shorter than
-an acknowledgement can take, so some batches that were acknowledged (durable) are sent again.
+an acknowledgement can take, so some batches that were acknowledged (durable) are sent again
+— and every `--resend-every`th acknowledged batch of a sender is sent again anyway (an ack
+lost on its way back), so the loader's dropping of copies is exercised in every run.
 
 Meanwhile, on a schedule (one printed line per action):
 
@@ -491,6 +493,7 @@ class Stats:
     attempts: int = 0
     retries: int = 0
     client_timeouts: int = 0
+    resent_acked: int = 0
     conn_errors: int = 0
     status: Counter[str] = field(default_factory=Counter)
     dropped_4xx: int = 0
@@ -661,6 +664,11 @@ class Soak:
             if await self.deliver(batch, session, url, rnd):
                 self.stats.acked[batch.key] = batch.events
                 self.stats.acked_records += batch.records
+                if self.args.resend_every and b % self.args.resend_every == 0:
+                    # As if the ack were lost on its way back: the same bytes again (short
+                    # client timeouts do this by chance; this makes sure it happens).
+                    self.stats.resent_acked += 1
+                    await self.deliver(batch, session, url, rnd)
             else:
                 self.stats.abandoned += 1
             await asyncio.sleep(0)
@@ -1202,6 +1210,7 @@ async def soak_main(args: argparse.Namespace) -> int:
             "attempts": st.attempts,
             "retries": st.retries,
             "client_timeouts": st.client_timeouts,
+            "resent_acked": st.resent_acked,
             "connection_errors": st.conn_errors,
             "statuses": dict(st.status),
             "abandoned_batches": st.abandoned,
@@ -1267,6 +1276,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--short-timeout-share", type=float, default=0.05,
                     help="share of requests sent with a 2-50 ms client timeout (default 0.05)")  # fmt: skip
+    ap.add_argument("--resend-every", type=int, default=40,
+                    help="each sender sends every Nth acknowledged batch again (0: never)")  # fmt: skip
     ap.add_argument("--retry-base-s", type=float, default=0.2)
     ap.add_argument("--retry-max-s", type=float, default=5)
     ap.add_argument("--workers", type=int, default=2, help="LOGSHIP_WORKERS")

@@ -1,5 +1,6 @@
-"""Speed of the web UI's pages as the history grows: the server side of the session page, a
-robot's day and supply hours (one day, 31 days), at `--events` and at `--grow-to` events.
+"""Speed of the web UI's pages as the history grows: the server side of the session page (a
+delivery of a random day, and an unknown id), a robot's day and supply hours (one day, 31
+days), at `--events` and at `--grow-to` events.
 
 The warehouse is the loader's own: its schema, table and views are created by the loader
 (`build_loader(...).warehouse.ensure_schema()`, the bundled registry's entity columns). The
@@ -9,9 +10,10 @@ lifecycle, `robot.state_changed` with states and reasons, `robot.error`, pilot a
 steps, one robot swap a day — then DuckDB SQL expands them into the history: `range()` of
 days × a template day chosen by a hash of the day, every delivery id (and its trips, attempts,
 incidents) made unique per day by `md5` (or increasing with time: `--ids ordered`), event ids
-by `md5`, appended in time order as the loader would append them. No index: the loader
-creates none. A copy of that file then grows by appending later days until `--grow-to`
-events: a longer history of the same fleet.
+by `md5`, appended in time order as the loader would append them; then the loader builds
+`delivery_spans` from them (as when it upgrades a warehouse from before that table; its one
+index is that table's key). A copy of that file then grows by appending later days until
+`--grow-to` events (its spans rebuilt the same way): a longer history of the same fleet.
 
 Both files are served at once by two `logship ui` processes on free loopback ports, each
 opening its file read-only per request (the path users hit). Every page gets `--requests`
@@ -70,7 +72,7 @@ from ingest.registry import PiiHasher, load_registry  # noqa: E402
 from loader.config import LoaderSettings  # noqa: E402
 from loader.server import build_loader  # noqa: E402
 from loader.ui import UiSettings, serve_ui  # noqa: E402
-from loader.warehouse import Warehouse  # noqa: E402
+from loader.warehouse import Warehouse, sql  # noqa: E402
 
 #: The first day of the history (the growth appends the days after it).
 START = date(2024, 1, 1)
@@ -171,7 +173,8 @@ def delivery_key(seed: int, n: int, dloc: int, ids: str) -> str:
 
 
 def create_schema(workdir: Path, db: Path) -> None:
-    """The loader's own schema creation: events, ledger, registry table, views."""
+    """The loader's own schema creation: events, ledger, registry table, views, and
+    `delivery_spans` — built from `events` when absent (see :func:`build_spans`)."""
     settings = LoaderSettings(warehouse_url=f"duckdb:///{db}", lake_url=str(workdir / "lake"))  # type: ignore[arg-type]
     loader = build_loader(settings, open_lake(settings.lake_url))
     loader.warehouse.ensure_schema()
@@ -250,6 +253,20 @@ def append_days(db: Path, tpl: Templates, seed: int, ids: str, first: int, last:
         con.close()
 
 
+def build_spans(workdir: Path, db: Path) -> float:
+    """`delivery_spans` of the events appended, built by the loader itself: dropped, then
+    rebuilt from `events` by its start (the path of a warehouse upgraded to that table).
+    Returns the seconds it took."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {sql.table('logship', sql.SPANS)}")
+    finally:
+        con.close()
+    t0 = time.perf_counter()
+    create_schema(workdir, db)
+    return time.perf_counter() - t0
+
+
 def count_events(db: Path) -> int:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -267,9 +284,10 @@ def days_for(events: int, tpl: Templates) -> int:
 
 @dataclass(frozen=True)
 class Page:
-    name: str  # session | robot_day | supply_day | supply_31d | session_dated
+    name: str  # session | robot_day | supply_day | supply_31d | session_unknown
     title: str
     route: str  # the route template, as the UI's metrics label it
+    status: int = 200  # what every request of the page must answer
 
 
 PAGES = (
@@ -277,8 +295,9 @@ PAGES = (
     Page("robot_day", "robot's day   GET /robots/{id}?date=", "/robots/{robot_id}"),
     Page("supply_day", "supply hours  GET /supply-hours?date=", "/supply-hours"),
     Page("supply_31d", "supply hours  GET /supply-hours?from=&to= (31 days)", "/supply-hours"),
-    Page("session_dated", "session page  GET /deliveries/{id}?date=", "/deliveries/{delivery_id}"),
+    Page("session_unknown", "session page, unknown id", "/deliveries/{delivery_id}", 404),
 )
+STATUS = {p.name: p.status for p in PAGES}
 
 
 def pick_paths(
@@ -296,10 +315,11 @@ def pick_paths(
     for _ in range(n):
         d = rnd.randrange(days)
         day = START + timedelta(days=d)
-        if page in ("session", "session_dated"):
+        if page == "session":
             dloc = rnd.choice(tpl.deliveries[tpl_of(d, seed, len(tpl.events))])
-            hint = f"?date={day}" if page == "session_dated" else ""
-            out.append(f"/deliveries/D-{delivery_key(seed, d, dloc, ids)}{hint}")
+            out.append(f"/deliveries/D-{delivery_key(seed, d, dloc, ids)}")
+        elif page == "session_unknown":  # shaped like the real ids, in no day of the history
+            out.append(f"/deliveries/D-{delivery_key(seed + 1, d, rnd.randrange(10**6), ids)}")
         elif page == "robot_day":
             out.append(f"/robots/R-{rnd.randrange(robots) + 1}?date={day}")
         elif page == "supply_day":
@@ -412,11 +432,11 @@ async def measure(
     out: dict[str, dict[str, Any]] = {size: {} for size in urls}
     async with aiohttp.ClientSession() as http:
 
-        async def get(url: str) -> tuple[float, int]:
+        async def get(url: str, status: int = 200) -> tuple[float, int]:
             t0 = time.perf_counter()
             async with http.get(url) as resp:
                 body = await resp.read()
-                if resp.status != 200:
+                if resp.status != status:
                     raise SystemExit(f"GET {url}: {resp.status}\n{body[:500]!r}")
             return (time.perf_counter() - t0) * 1000, len(body)
 
@@ -430,13 +450,13 @@ async def measure(
         for page in PAGES:
             for path in warm[page.name]:
                 for size in sizes:
-                    await get(urls[size] + path)
+                    await get(urls[size] + path, page.status)
             before = {size: await metrics(url) for size, url in urls.items()}
             times: dict[str, list[float]] = {size: [] for size in sizes}
             kib: dict[str, list[float]] = {size: [] for size in sizes}
             for i, path in enumerate(plan[page.name]):
                 for size in sizes if i % 2 == 0 else sizes[::-1]:
-                    ms, n = await get(urls[size] + path)
+                    ms, n = await get(urls[size] + path, page.status)
                     times[size].append(ms)
                     kib[size].append(n / 1024)
             for size, url in urls.items():
@@ -473,7 +493,7 @@ async def probe(db: Path, workdir: Path, paths: dict[str, str]) -> dict[str, Any
                 with recording() as seen[page]:
                     async with http.get(url + path) as resp:
                         await resp.read()
-                        if resp.status != 200:
+                        if resp.status != STATUS[page]:
                             raise SystemExit(f"GET {path}: {resp.status}")
     finally:
         stop.set()
@@ -560,10 +580,12 @@ def main() -> int:
         days = days_for(args.events, tpl)
         t0 = time.perf_counter()
         append_days(db, tpl, args.seed, args.ids, 0, days)
+        built = build_spans(workdir, db)
         dbs.append((db, days))
         print(
             f"history: {days} days from {START}, {count_events(db):,} events "
-            f"({time.perf_counter() - t0:.1f} s, {db.stat().st_size / 2**30:.2f} GiB)",
+            f"({time.perf_counter() - t0:.1f} s, {db.stat().st_size / 2**30:.2f} GiB; "
+            f"delivery_spans built by the loader in {built:.1f} s)",
             flush=True,
         )
         if args.grow_to > count_events(db):
@@ -571,10 +593,11 @@ def main() -> int:
             t0 = time.perf_counter()
             shutil.copyfile(db, grown)
             append_days(grown, tpl, args.seed, args.ids, days, more)
+            built = build_spans(workdir, grown)
             dbs.append((grown, more))
             print(f"grown (a copy, later days appended): {more} days, {count_events(grown):,} "
-                  f"events ({time.perf_counter() - t0:.1f} s, {grown.stat().st_size / 2**30:.2f} GiB)",
-                  flush=True)  # fmt: skip
+                  f"events ({time.perf_counter() - t0:.1f} s, {grown.stat().st_size / 2**30:.2f} GiB; "
+                  f"delivery_spans built in {built:.1f} s)", flush=True)  # fmt: skip
 
         rnd = random.Random(args.seed)
         plan, warm = (

@@ -5,8 +5,8 @@ deliveries of a day, a robot's day — implemented once and used by the CLI (`lo
 Every function takes a :class:`Reader` (a query function, the dialect, the schema, the
 settings) and returns JSON-able dicts and lists; times are `ingest.event.iso_utc` text. Each
 query reads only what it shows — `occurred_at` bounds as parameters (the Redshift sort key),
-see :mod:`loader.analytics.base` — except the look-up of one id (a delivery's: recent days
-first). Values are always parameters.
+see :mod:`loader.analytics.base` — except a robot id's look-up (a delivery's is a probe of
+`delivery_spans`). Values are always parameters.
 
 Modules: `base` (settings, Reader, days), `families` (lanes, errors, outcomes), `session`,
 `deliveries`, `supply`, `funnel`, and `views` (the same analyses as SQL views for BI tools,

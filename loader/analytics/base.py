@@ -3,10 +3,10 @@ time ranges, and the text form of times.
 
 Cost is bounded by what is shown: a query names the `occurred_at` range it needs (Redshift's
 sort key; DuckDB prunes row groups by the same column's min/max), computed here from the days
-asked plus a horizon on either side — never the whole history. The only exceptions are the
-look-ups of one id (`delivery_id = ?`, `robot_id = ?`), which read that one column; the
-delivery's is tried in its day and the last days of the data first, so only an old or unknown
-delivery id pays that read (:mod:`loader.analytics.session`).
+asked plus a horizon on either side — never the whole history. The one exception is the
+look-up of a robot id by the search box (`robot_id = ?`), which reads that one column; a
+delivery's window comes from one probe of `delivery_spans` by its key
+(:mod:`loader.analytics.session`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ingest.event import MAX_STRING_BYTES, MAX_YEAR, MIN_YEAR, TEXT_MAX_CHARS, iso_utc
-from loader.warehouse.sql import EVENTS, Dialect, ident
+from loader.warehouse.sql import EVENTS, SPANS, Dialect, ident, table
 
 #: `robot.state_changed` states that count as usable supply (the default of
 #: `LOGSHIP_USABLE_STATES`; everything else is downtime, bucketed by the change's reason).
@@ -50,8 +50,7 @@ class AnalyticsConfig:
 
     delivery_horizon_s: int = 86400
     """How long after the day it was created a delivery's stage events are looked for (and
-    before it, for clocks that disagree); and how far around the events of a delivery found
-    in a range its other events are looked for (a session's window, see `session`)."""
+    before it, for clocks that disagree): the deliveries of a day, the funnel."""
 
     def __post_init__(self) -> None:
         zoneinfo.ZoneInfo(self.timezone)  # raises for an unknown zone
@@ -90,9 +89,10 @@ class Reader:
         """The quoted `schema.events` table."""
         return table(self.schema, EVENTS)
 
-
-def table(schema: str, name: str) -> str:
-    return f"{ident(schema)}.{ident(name)}"
+    @property
+    def spans(self) -> str:
+        """The quoted `schema.delivery_spans` table."""
+        return table(self.schema, SPANS)
 
 
 # ------------------------------------------------------------------------------ ids

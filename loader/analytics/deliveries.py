@@ -7,8 +7,8 @@ question "deliveries where a robot error occurred within 2 minutes of arrival".
 
 Bounded: the day's creations, and the events of those deliveries (and robot errors) within
 `delivery_horizon_s` of the day. The search box's delivery look-up is the session's
-(:func:`loader.analytics.session.delivery_span`: the last days first, then the whole
-history); a robot id is looked up in its column.
+(:func:`loader.analytics.session.delivery_span`: one probe of `delivery_spans`); a robot id
+is looked up in its column.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def find(r: Reader, text: str, now: datetime | None = None) -> dict[str, Any] | 
     else a robot with its latest day (`{"kind": "robot", "robot_id", "date"}`), else None."""
     if not plausible_id(text):
         return None
-    if delivery_span(r, text) is not None:  # searched in the last days first
+    if delivery_span(r, text) is not None:
         return {"kind": "delivery", "delivery_id": text}
     p = r.dialect.param
     ahead = (now or datetime.now(UTC)) + timedelta(days=1)

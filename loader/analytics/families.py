@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from loader.warehouse.sql import literal
+
 #: Lanes of the timeline, top to bottom.
 LANES = ("dispatch", "robot", "pilot", "server", "tracker", "other")
 #: Terminal lifecycle events and the outcome they mean (the latest one wins).
@@ -42,12 +44,25 @@ def lane(event: dict[str, Any]) -> str:
     return "other"
 
 
+#: What makes an event an error, by its name: these names, these endings, these beginnings.
+_ERROR_NAMES = ("robot.error", "delivery.failed")
+_ERROR_SUFFIXES = ("_error", "_fail")
+_ERROR_PREFIXES = ("error_",)
+
+
 def is_error(event: dict[str, Any]) -> bool:
     """`robot.error`, `delivery.failed`, and events named as errors or failures
     (`…_error`, `…_fail`, `error_…`)."""
     name = str(event.get("event_name") or "")
     return (
-        name in ("robot.error", "delivery.failed")
-        or name.endswith(("_error", "_fail"))
-        or name.startswith("error_")
+        name in _ERROR_NAMES or name.endswith(_ERROR_SUFFIXES) or name.startswith(_ERROR_PREFIXES)
     )
+
+
+def error_sql(column: str) -> str:
+    """:func:`is_error` as a SQL condition on the event name `column` (for counts over more
+    events than are fetched). LEFT/RIGHT, not LIKE: `_` is no wildcard here."""
+    conds = [f"{column} IN ({', '.join(literal(n) for n in _ERROR_NAMES)})"]
+    conds += [f"RIGHT({column}, {len(x)}) = {literal(x)}" for x in _ERROR_SUFFIXES]
+    conds += [f"LEFT({column}, {len(x)}) = {literal(x)}" for x in _ERROR_PREFIXES]
+    return "(" + " OR ".join(conds) + ")"

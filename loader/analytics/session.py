@@ -3,23 +3,14 @@ delivery id of the robots that served it inside the delivery's window (its first
 event, widened by `session_margin_s`) — what `logship session` prints and the session page
 shows.
 
-Two steps, each bounded: the window (`MIN`/`MAX(occurred_at)` of the delivery's own events),
-then the events inside that window (constant `occurred_at` bounds, which Redshift's sort key
-and DuckDB's row-group statistics prune by). For BI tools the same statement exists as one
-query taking the delivery id only (:func:`session_bi_sql`).
-
-Finding the window is the one look-up by `delivery_id`, a column no sort order helps with
-(ids are random), so it searches where a delivery is likely first: in the day the caller
-names, if any (`?date=` on the UI's delivery routes), then in the last 2 days and the last 31 days of
-the data (ending at its latest event, or a day ahead of now if a sender's clock ran ahead),
-and only then in the whole history. A hit is then widened by `delivery_horizon_s` on both
-sides until no more of the delivery's events lie that close outside it, so a delivery that
-straddles a range's edge still gets its complete window. Cost: a recent delivery (or one
-named with its day) costs a few milliseconds, whatever the history; an old or unknown id pays
-one read of the whole `delivery_id` column (plus the misses, a few milliseconds). The found
-window is the one the whole history gives unless the delivery has events more than
-`delivery_horizon_s` away from all its others. (The BI form, one statement, always looks its
-window up in the whole history.)
+Two steps, each bounded whatever the history: the window, then the events inside it
+(constant `occurred_at` bounds, which Redshift's sort key and DuckDB's row-group statistics
+prune by). The window comes from `delivery_spans` (:func:`loader.warehouse.sql.create_spans`,
+kept by the loader in each load transaction): one probe by delivery id (DuckDB's primary
+key index, Redshift's sort key) gives bounds that hold all of the delivery's events, and
+`MIN`/`MAX(occurred_at)` of its own events inside those bounds gives the exact window. An
+unknown id is one probe. For BI tools the same statement exists as one query taking the
+delivery id only (:func:`session_bi_sql`).
 
 Each event is annotated with its timeline lane and whether it is an error
 (:mod:`loader.analytics.families`).
@@ -27,34 +18,19 @@ Each event is annotated with its timeline lane and whether it is an error
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from loader.analytics.base import (
-    Reader,
-    check_day,
-    day_bounds,
-    iso,
-    plausible_id,
-    seconds,
-    table,
-    utc,
-)
-from loader.analytics.families import OUTCOMES, is_error, lane
+from loader.analytics.base import Reader, iso, plausible_id, seconds, table, utc
+from loader.analytics.families import OUTCOMES, error_sql, is_error, lane
 from loader.analytics.supply import state_intervals
-from loader.warehouse.sql import EVENTS, Dialect
+from loader.warehouse.sql import EVENTS, SPANS, Dialect, literal
 
 #: A gap between consecutive events of a session longer than this is marked as long.
 LONG_GAP_S = 300.0
-
-#: Where the window look-up searches before the whole history: the last N days of the data.
-RECENT_DAYS = (2, 31)
-#: How many times a found window is widened (a delivery spanning more than this many
-#: horizons is read from the whole history instead).
-MAX_WIDENINGS = 4
 
 #: The columns of a session row, in `logship session --json` order (then `gap_s`).
 SESSION_COLUMNS = ("event_id", "event_name", "occurred_at", "received_at", "service", "host",
@@ -65,135 +41,112 @@ def _margin(margin_s: int) -> str:
     return f"INTERVAL '{int(margin_s)} seconds'"
 
 
-def session_select(d: Dialect, schema: str, *, lo: str, hi: str, did: str) -> str:
-    """The session's events in order, with `gap_s` to the previous one: SQL whose window
-    bounds are the expressions `lo`/`hi` (placeholders, or scalar subqueries in the BI form)
-    and whose delivery id is `did`."""
+def _session_where(schema: str, *, lo: str, hi: str, did: str) -> str:
+    """Which events of `events e` are the session's: the window, then the delivery's own
+    events and its robots' events without a delivery id."""
     ev = table(schema, EVENTS)
-    cols = ", ".join(f"e.{c}" for c in SESSION_COLUMNS[:-1])
     # Robots of the delivery: from its own events, which all lie inside the window.
     robots = (
         f"SELECT o.robot_id FROM {ev} o WHERE o.delivery_id = {did} "
         f"AND o.robot_id IS NOT NULL AND o.occurred_at >= {lo} AND o.occurred_at <= {hi}"
     )
+    return f"""e.occurred_at >= {lo} AND e.occurred_at <= {hi}
+  AND (e.delivery_id = {did}
+       OR (e.delivery_id IS NULL AND e.robot_id IN ({robots})))"""
+
+
+def session_select(
+    d: Dialect, schema: str, *, lo: str, hi: str, did: str, limit: int | None = None
+) -> str:
+    """The session's events in order, with `gap_s` to the previous one: SQL whose window
+    bounds are the expressions `lo`/`hi` (placeholders, or scalar subqueries in the BI form)
+    and whose delivery id is `did`; the first `limit` only, when given. Parameters, for
+    placeholders: lo, hi, did, did, lo, hi."""
+    cols = ", ".join(f"e.{c}" for c in SESSION_COLUMNS[:-1])
     return f"""SELECT {cols}, {d.json_out("e.properties")} AS properties,
        EXTRACT(EPOCH FROM e.occurred_at) - EXTRACT(EPOCH FROM LAG(e.occurred_at) OVER
          (ORDER BY e.occurred_at, e.received_at, e.event_id)) AS gap_s
-FROM {ev} e
-WHERE e.occurred_at >= {lo} AND e.occurred_at <= {hi}
-  AND (e.delivery_id = {did}
-       OR (e.delivery_id IS NULL AND e.robot_id IN ({robots})))
-ORDER BY e.occurred_at, e.received_at, e.event_id"""
+FROM {table(schema, EVENTS)} e
+WHERE {_session_where(schema, lo=lo, hi=hi, did=did)}
+ORDER BY e.occurred_at, e.received_at, e.event_id""" + (
+        f"\nLIMIT {int(limit)}" if limit is not None else ""
+    )
 
 
-def window_sql(d: Dialect, schema: str, lower: bool = False, upper: bool = False) -> str:
-    """The delivery's own first and last event time. Parameters: the id, then the lower
-    (`occurred_at >=`) and the upper (`<=`) bound when asked for."""
+def window_sql(d: Dialect, schema: str) -> str:
+    """The delivery's own first and last event time inside its recorded bounds. Parameters:
+    the id, the lower and the upper bound."""
     p = d.param
     return (
         f"SELECT MIN(occurred_at), MAX(occurred_at) FROM {table(schema, EVENTS)} "
-        f"WHERE delivery_id = {p}"
-        + (f" AND occurred_at >= {p}" if lower else "")
-        + (f" AND occurred_at <= {p}" if upper else "")
+        f"WHERE delivery_id = {p} AND occurred_at >= {p} AND occurred_at <= {p}"
     )
+
+
+def bounds_sql(d: Dialect, schema: str) -> str:
+    """The delivery's recorded bounds (one parameter: the id); no row for an unknown id."""
+    return f"SELECT first_at, last_at FROM {table(schema, SPANS)} WHERE delivery_id = {d.param}"
 
 
 def session_bi_sql(d: Dialect, schema: str, margin_s: int) -> str:
     """The session as ONE statement for BI tools (Grafana, Sigma, Looker): the same columns
     and order as `logship session --json`, every use of the delivery id a `d.param`
-    placeholder (a tool substitutes its `delivery_id` variable there, quoted). Its window
-    comes from a CTE, read through uncorrelated scalar subqueries (which Redshift plans
-    before the scan), so beyond the id look-up only the delivery's window is read."""
+    placeholder (a tool substitutes its `delivery_id` variable there, quoted). Its bounds and
+    window come from CTEs read through uncorrelated scalar subqueries (which Redshift plans
+    before the scan), so only the delivery's bounds and then its window are read."""
     m = _margin(margin_s)
+    ev, k = table(schema, EVENTS), d.param
     return (
-        f"WITH win AS (SELECT MIN(occurred_at) - {m} AS lo, MAX(occurred_at) + {m} AS hi "
-        f"FROM {table(schema, EVENTS)} WHERE delivery_id = {d.param})\n"
-        + session_select(
-            d, schema, lo="(SELECT lo FROM win)", hi="(SELECT hi FROM win)", did=d.param
-        )
+        f"WITH b AS ({bounds_sql(d, schema)}),\n"
+        f"win AS (SELECT MIN(occurred_at) - {m} AS lo, MAX(occurred_at) + {m} AS hi FROM {ev} "
+        f"WHERE delivery_id = {k} AND occurred_at >= (SELECT first_at FROM b) "
+        "AND occurred_at <= (SELECT last_at FROM b))\n"
+        + session_select(d, schema, lo="(SELECT lo FROM win)", hi="(SELECT hi FROM win)", did=k)
     )
 
 
 def session_bi_params(delivery_id: str) -> list[str]:
     """The parameters of :func:`session_bi_sql`, in order."""
-    return [delivery_id] * 3
+    return [delivery_id] * 4
 
 
 Span = tuple[datetime, datetime]
 
 
-def _span(r: Reader, delivery_id: str, lo: datetime | None, hi: datetime | None) -> Span | None:
-    """First and last event time of the delivery in [lo, hi] (None: unbounded)."""
-    bounds = [b for b in (lo, hi) if b is not None]
-    stmt = window_sql(r.dialect, r.schema, lower=lo is not None, upper=hi is not None)
-    ((first, last),) = r.query(stmt, [delivery_id, *bounds])
+def delivery_span(r: Reader, delivery_id: str) -> Span | None:
+    """The delivery's first and last event time, or None for an unknown delivery: its
+    recorded bounds, then its own events inside them (see the module's docstring)."""
+    if not plausible_id(delivery_id):
+        return None
+    rows = r.query(bounds_sql(r.dialect, r.schema), [delivery_id])
+    if not rows:
+        return None
+    ((lo, hi),) = rows
+    ((first, last),) = r.query(window_sql(r.dialect, r.schema), [delivery_id, lo, hi])
     return None if first is None else (utc(first), utc(last))
 
 
-def _ranges(r: Reader, day: date | None) -> Iterator[tuple[datetime, datetime | None]]:
-    """Where to look before the whole history, in order: the day named ±
-    `delivery_horizon_s`, then the last days of the data (:data:`RECENT_DAYS`; no upper
-    bound). The latest event is only asked for when the day does not hold the delivery."""
-    if day is not None:
-        check_day(day)
-        lo, hi = day_bounds(r.cfg, day, day)
-        h = timedelta(seconds=r.cfg.delivery_horizon_s)
-        yield lo - h, hi + h
-    # DuckDB answers this from its row groups' statistics; Redshift reads its sort key.
-    ((latest,),) = r.query(f"SELECT MAX(occurred_at) FROM {r.events}", [])
-    if latest is not None:
-        end = min(utc(latest), datetime.now(UTC) + timedelta(days=1))  # not a sender's 2199
-        for n in RECENT_DAYS:
-            yield end - timedelta(days=n), None
-
-
-def delivery_span(r: Reader, delivery_id: str, day: date | None = None) -> Span | None:
-    """The delivery's first and last event time, or None for an unknown delivery: searched
-    in `day` (a hint), then in the last days of the data, then in the whole history (see the
-    module's docstring). A hit is widened by `delivery_horizon_s` until that finds no more."""
-    if not plausible_id(delivery_id):
-        return None
-    h = timedelta(seconds=r.cfg.delivery_horizon_s)
-    for lo, hi in _ranges(r, day):
-        span = _span(r, delivery_id, lo, hi)
-        widenings = 0
-        while span is not None:
-            # Once [lo, hi] reaches h beyond the span, every event that close has been seen.
-            want_lo, want_hi = span[0] - h, span[1] + h
-            if lo <= want_lo and (hi is None or want_hi <= hi):
-                return span
-            if widenings == MAX_WIDENINGS:
-                break
-            lo, hi, widenings = want_lo, want_hi, widenings + 1
-            span = _span(r, delivery_id, lo, hi) or span
-        if span is not None:
-            break  # spread too wide: ask the whole history
-    return _span(r, delivery_id, None, None)
-
-
-def _window(r: Reader, delivery_id: str, day: date | None) -> Span | None:
-    span = delivery_span(r, delivery_id, day)
+def _window(r: Reader, delivery_id: str) -> Span | None:
+    span = delivery_span(r, delivery_id)
     if span is None:
         return None
     margin = timedelta(seconds=r.cfg.session_margin_s)
     return span[0] - margin, span[1] + margin
 
 
-def session(r: Reader, delivery_id: str, day: date | None = None) -> list[dict[str, Any]] | None:
-    """Exactly what `logship session ID --json` prints; None for an unknown delivery. `day`:
-    the day the delivery is thought to be on, searched first (a hint: any day gives the same
-    result)."""
-    win = _window(r, delivery_id, day)
+def session(r: Reader, delivery_id: str) -> list[dict[str, Any]] | None:
+    """Exactly what `logship session ID --json` prints; None for an unknown delivery."""
+    win = _window(r, delivery_id)
     if win is None:
         return None
     return _session_events(r, delivery_id, *win)
 
 
 def _session_events(
-    r: Reader, delivery_id: str, lo: datetime, hi: datetime
+    r: Reader, delivery_id: str, lo: datetime, hi: datetime, limit: int | None = None
 ) -> list[dict[str, Any]]:
     p = r.dialect.param
-    stmt = session_select(r.dialect, r.schema, lo=p, hi=p, did=p)
+    stmt = session_select(r.dialect, r.schema, lo=p, hi=p, did=p, limit=limit)
     rows = r.query(stmt, [lo, hi, delivery_id, delivery_id, lo, hi])
     return [
         {"event_id": eid, "event_name": name, "occurred_at": iso(occurred),
@@ -205,16 +158,23 @@ def _session_events(
     ]  # fmt: skip
 
 
-def delivery(r: Reader, delivery_id: str, day: date | None = None) -> dict[str, Any] | None:
-    """The session page: a summary, the session's events (exactly :func:`session`), one
-    annotation per event (same order) and the state strip of its robots over the window.
-    `day`: as for :func:`session`."""
-    win = _window(r, delivery_id, day)
+def delivery(r: Reader, delivery_id: str, max_events: int | None = None) -> dict[str, Any] | None:
+    """The session page: a summary, the session's events (exactly :func:`session`; its first
+    `max_events` when given), one annotation per event (same order) and the state strip of
+    its robots over the window. The summary is of the whole session either way: when there
+    are more events than `max_events`, it is computed by the warehouse
+    (:func:`summarize_in_warehouse`), and `event_count` says how many there are."""
+    win = _window(r, delivery_id)
     if win is None:
         return None
     lo, hi = win
-    events = _session_events(r, delivery_id, lo, hi)
-    summary = summarize(delivery_id, events)
+    limit = None if max_events is None else max_events + 1
+    events = _session_events(r, delivery_id, lo, hi, limit)
+    if max_events is not None and len(events) > max_events:
+        events = events[:max_events]
+        summary = summarize_in_warehouse(r, delivery_id, lo, hi)
+    else:
+        summary = summarize(delivery_id, events)
     summary["window_from"], summary["window_to"] = iso(lo), iso(hi)
     first = utc(events[0]["occurred_at"]) if events else lo
     annotations = [
@@ -239,12 +199,23 @@ def summarize(delivery_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     for e in own:
         if e["robot_id"] is not None and e["robot_id"] not in robots:
             robots.append(e["robot_id"])
-    merchant = next((e["properties"].get("merchant_id") for e in own
-                     if isinstance(e["properties"].get("merchant_id"), str)), None)  # fmt: skip
+    merchant = _merchant(e["properties"] for e in own)
     started = own[0]["occurred_at"] if own else None
-    ended = ended or (own[-1]["occurred_at"] if own else None)
+    return _summary(delivery_id, outcome, merchant, robots, started, ended or
+                    (own[-1]["occurred_at"] if own else None), len(events),
+                    sum(1 for e in events if is_error(e)))  # fmt: skip
+
+
+def _merchant(properties: Iterable[dict[str, Any]]) -> str | None:
+    """The first string `merchant_id` among the own events' properties, in time order."""
+    return next((p["merchant_id"] for p in properties
+                 if isinstance(p.get("merchant_id"), str)), None)  # fmt: skip
+
+
+def _summary(did: str, outcome: str, merchant: str | None, robots: list[str],
+             started: str | None, ended: str | None, n: int, errors: int) -> dict[str, Any]:  # fmt: skip
     return {
-        "delivery_id": delivery_id,
+        "delivery_id": did,
         "outcome": outcome,
         "merchant_id": merchant,
         "robots": robots,
@@ -252,6 +223,55 @@ def summarize(delivery_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         "started_at": started,
         "ended_at": ended,
         "duration_s": seconds(utc(started), utc(ended)) if started and ended else None,
-        "event_count": len(events),
-        "error_count": sum(1 for e in events if is_error(e)),
+        "event_count": n,
+        "error_count": errors,
     }
+
+
+#: How many robots, and events carrying a `merchant_id`, the warehouse's summary reads.
+SUMMARY_MAX_ROBOTS = 100
+SUMMARY_MAX_MERCHANTS = 20
+
+
+def summarize_in_warehouse(
+    r: Reader, delivery_id: str, lo: datetime, hi: datetime
+) -> dict[str, Any]:
+    """:func:`summarize` of the session in the window [lo, hi], computed by the warehouse —
+    for a session with more events than are fetched. The same rules, in a few bounded
+    statements: counts over the session, then over the delivery's own events its latest
+    terminal event, its first and last event, its robots in the order they served it (the
+    first :data:`SUMMARY_MAX_ROBOTS`) and its merchant (among the first
+    :data:`SUMMARY_MAX_MERCHANTS` events carrying one)."""
+    d, ev, p = r.dialect, r.events, r.dialect.param
+    where = _session_where(r.schema, lo=p, hi=p, did=p)
+    ((n, errors),) = r.query(
+        f"SELECT COUNT(*), SUM(CASE WHEN {error_sql('e.event_name')} THEN 1 ELSE 0 END) "
+        f"FROM {ev} e WHERE {where}",
+        [lo, hi, delivery_id, delivery_id, lo, hi],
+    )
+    own = f"FROM {ev} WHERE delivery_id = {p} AND occurred_at >= {p} AND occurred_at <= {p}"
+    args = [delivery_id, lo, hi]
+    order = "occurred_at, received_at, event_id"
+    ((first, last),) = r.query(f"SELECT MIN(occurred_at), MAX(occurred_at) {own}", args)
+    names = ", ".join(literal(x) for x in OUTCOMES)
+    terminal = r.query(
+        f"SELECT event_name, occurred_at {own} AND event_name IN ({names}) "
+        "ORDER BY occurred_at DESC, received_at DESC, event_id DESC LIMIT 1",
+        args,
+    )
+    robots = r.query(
+        f"SELECT robot_id FROM (SELECT robot_id, ROW_NUMBER() OVER (ORDER BY {order}) AS rn "
+        f"{own} AND robot_id IS NOT NULL) x GROUP BY robot_id ORDER BY MIN(rn) "
+        f"LIMIT {SUMMARY_MAX_ROBOTS}",
+        args,
+    )
+    merchants = r.query(
+        f"SELECT {d.json_out('properties')} {own} "
+        f"AND {d.json_text('properties', 'merchant_id')} IS NOT NULL "
+        f"ORDER BY {order} LIMIT {SUMMARY_MAX_MERCHANTS}",
+        args,
+    )
+    outcome, ended = (OUTCOMES[terminal[0][0]], iso(terminal[0][1])) if terminal else ("open", None)
+    return _summary(delivery_id, outcome, _merchant(orjson.loads(m) for (m,) in merchants),
+                    [rid for (rid,) in robots], iso(first) if first else None,
+                    ended or (iso(last) if last else None), int(n or 0), int(errors or 0))  # fmt: skip

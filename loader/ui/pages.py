@@ -126,13 +126,10 @@ def problem_page(ctx: Ctx, p: Problem) -> Safe:
     return layout(ctx, p.kind.title, body, header_search=False)
 
 
-def _link_delivery(delivery_id: object, day: str | None = None) -> Safe:
-    """A link to the delivery's page; `day` (a day it has events on) goes along as `?date=`,
-    so the page finds its window in that day instead of searching the history."""
+def _link_delivery(delivery_id: object) -> Safe:
+    """A link to the delivery's page."""
     if is_id(delivery_id):
-        q = html("?date={d}", d=day) if day else Safe("")
-        return html('<a href="/deliveries/{s}{q}">{id}</a>', s=seg(delivery_id), q=q,
-                    id=delivery_id)  # fmt: skip
+        return html('<a href="/deliveries/{s}">{id}</a>', s=seg(delivery_id), id=delivery_id)
     return html("<span>{id}</span>", id=delivery_id)  # not an id we open: shown, not linked
 
 
@@ -226,7 +223,7 @@ def deliveries_table(ctx: Ctx, rows: list[dict[str, Any]], window_min: int) -> S
             '<tr class="{cls}"><td>{link}</td><td>{badge}</td><td>{flag}{flags}</td>'
             '<td class="time">{start}</td><td class="num">{dur}</td><td>{robots}</td>'
             '<td>{merchant}</td><td class="num">{n}</td></tr>',
-            cls="flagged" if r.get("flagged") else "", link=_link_delivery(r.get("delivery_id"), _local_day(r.get("started_at"), ctx.tz)),
+            cls="flagged" if r.get("flagged") else "", link=_link_delivery(r.get("delivery_id")),
             badge=_badge(r.get("outcome")),
             flag=html('<span class="badge flag">flagged</span>') if r.get("flagged") else Safe(""),
             flags=flags, start=clock(parse_time(r.get("started_at")), ctx.tz),
@@ -254,12 +251,12 @@ def _relative(arrived: datetime | None, error: datetime | None) -> str:
 
 
 def delivery(ctx: Ctx, data: dict[str, Any]) -> Safe:
-    """The session page. Given more than :data:`MAX_EVENTS` events (the query stops one after),
-    it shows the first MAX_EVENTS and says that the downloads have them all."""
+    """The session page. Given the first :data:`MAX_EVENTS` of more events (the summary
+    counts them all), it shows those and says that the downloads have them all."""
     s = data["summary"]
-    more = len(data["events"]) > MAX_EVENTS
     events: list[dict[str, Any]] = data["events"][:MAX_EVENTS]
     notes: list[dict[str, Any]] = data["annotations"][:MAX_EVENTS]
+    more = int(s.get("event_count") or 0) > len(events)
     did = str(s.get("delivery_id"))
     started = parse_time(s.get("started_at"))
     day = started.astimezone(ctx.tz).date().isoformat() if started else None
@@ -277,14 +274,12 @@ def delivery(ctx: Ctx, data: dict[str, Any]) -> Safe:
         plural="s" if len(robots) > 1 else "", robots=robot_links or "—",
         swap=Safe(" <span class=\"badge cancelled\">swap</span>") if s.get("swapped") else Safe(""),
         start=stamp(started, ctx.tz), dur=duration(s.get("duration_s")),
-        n=f"more than {MAX_EVENTS:,}" if more else s.get("event_count"),
-        errors=(f"{sum(1 for n in notes if n.get('error'))} in the first {MAX_EVENTS:,} events"
-                if more else s.get("error_count")),
+        n=f"{s.get('event_count'):,}", errors=f"{s.get('error_count'):,}",
     )  # fmt: skip
-    cut = (html('<p class="note" role="note">This delivery has more than {n} events: the facts, '
-                "the timeline and the table show its first {n}, to {last}. The JSON and CSV "
-                "downloads have all of them.</p>",
-                n=f"{MAX_EVENTS:,}", last=stamp(parse_time(events[-1].get("occurred_at")), ctx.tz))
+    cut = (html('<p class="note" role="note">This delivery has {all} events: the timeline and '
+                "the table show its first {n}, to {last}. The facts are of all of them; the "
+                "JSON and CSV downloads have them all.</p>", all=f"{s.get('event_count'):,}",
+                n=f"{len(events):,}", last=stamp(parse_time(events[-1].get("occurred_at")), ctx.tz))
            if more and events else Safe(""))  # fmt: skip
     timeline = svg.session_timeline(events, notes, data.get("states") or [], ctx.lanes,
                                     ctx.lane_titles, robots, ctx.tz)  # fmt: skip
@@ -339,6 +334,11 @@ def what_happened(
         lines.append(html("<li><strong>{what}</strong>{why} at {at}.</li>",
                           what=str(outcome or "").capitalize() or "Ended",
                           why=html(": {r}", r=reason) if reason else Safe(""), at=at(end)))  # fmt: skip
+    elif outcome and outcome != "open":  # it ended after the events shown
+        lines.append(html("<li><strong>{what}</strong> at {t}, after the events shown here "
+                          "(the downloads have every event).</li>",
+                          what=str(outcome).capitalize(),
+                          t=stamp(parse_time(s.get("ended_at")), ctx.tz)))  # fmt: skip
     else:
         lines.append(html("<li><strong>Open</strong>: no completion, failure or cancellation "
                           "in the warehouse yet.</li>"))  # fmt: skip
@@ -495,13 +495,13 @@ def robot(ctx: Ctx, data: dict[str, Any], nearby: tuple[date | None, date | None
              "<td>{dl}</td></tr>",
              t=clock(parse_time(x.get("occurred_at")), ctx.tz), code=x.get("error_code") or "—",
              sev=x.get("severity") or "—",
-             dl=_link_delivery(x["delivery_id"], _local_day(x.get("occurred_at"), ctx.tz))
+             dl=_link_delivery(x["delivery_id"])
              if x.get("delivery_id") else "—")
         for x in data.get("errors") or []
     )  # fmt: skip
     served = join(
         html('<tr><td>{link}</td><td class="time">{a}</td><td class="time">{b}</td></tr>',
-             link=_link_delivery(x.get("delivery_id"), _local_day(x.get("first_at"), ctx.tz)),
+             link=_link_delivery(x.get("delivery_id")),
              a=clock(parse_time(x.get("first_at")), ctx.tz),
              b=clock(parse_time(x.get("last_at")), ctx.tz))
         for x in data.get("deliveries") or []
@@ -638,7 +638,7 @@ def reason_intervals(ctx: Ctx, reason: str, intervals: list[dict[str, Any]]) -> 
              robot=_link_robot(x.get("robot_id"), _local_day(x.get("from"), ctx.tz)),
              a=stamp(parse_time(x.get("from")), ctx.tz), b=stamp(parse_time(x.get("to")), ctx.tz),
              h=hours(x.get("hours")), state=x.get("state"),
-             dls=join((_link_delivery(d, _local_day(x.get("from"), ctx.tz))
+             dls=join((_link_delivery(d)
                        for d in x.get("deliveries") or []), ", ") or "—")
         for x in intervals
     )  # fmt: skip

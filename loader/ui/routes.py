@@ -6,7 +6,7 @@ cannot disagree), answer with a page (:mod:`loader.ui.pages`) or the same data a
 |---|---|
 | `GET /` | search, and the deliveries of a day (`?date=`, `?window_min=`) |
 | `GET /search?q=` | 303 to the delivery, else the robot's latest day; 404 page if neither |
-| `GET /deliveries/{delivery_id}` | the delivery session, its first `pages.MAX_EVENTS` events (`?date=`: its day, searched first) |
+| `GET /deliveries/{delivery_id}` | the delivery session, its first `pages.MAX_EVENTS` events |
 | `GET /deliveries/{delivery_id}/events.json` | download, streamed: exactly `logship session ID --json` |
 | `GET /deliveries/{delivery_id}/events.csv` | download: the event table as CSV |
 | `GET /robots/{robot_id}?date=` | a robot's day (default: its latest day), the nearest days with data |
@@ -105,9 +105,9 @@ async def search(request: web.Request) -> web.Response:
 
 async def delivery(request: web.Request) -> web.Response:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
-    day = _day_hint(request)
-    # The page shows the first MAX_EVENTS events: each statement stops one row after that.
-    data = await _ask(request, lambda r: analytics.delivery(r, did, day),
+    # The page shows the first MAX_EVENTS events (and a summary of all): no statement
+    # returns more rows than one after that.
+    data = await _ask(request, lambda r: analytics.delivery(r, did, pages.MAX_EVENTS),
                       max_rows=pages.MAX_EVENTS + 1)  # fmt: skip
     if data is None:
         raise _no_delivery(did)
@@ -122,8 +122,7 @@ async def delivery_json(request: web.Request) -> web.StreamResponse:
 
 async def delivery_csv(request: web.Request) -> web.StreamResponse:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
-    day = _day_hint(request)
-    data = await _ask(request, lambda r: analytics.delivery(r, did, day))
+    data = await _ask(request, lambda r: analytics.delivery(r, did))
     if data is None:
         raise _no_delivery(did)
     return await send_csv(request, data["events"], data["annotations"],
@@ -131,17 +130,10 @@ async def delivery_csv(request: web.Request) -> web.StreamResponse:
 
 
 async def _session(request: web.Request, did: str) -> list[dict[str, Any]]:
-    day = _day_hint(request)
-    events = await _ask(request, lambda r: analytics.session(r, did, day))
+    events = await _ask(request, lambda r: analytics.session(r, did))
     if events is None:
         raise _no_delivery(did)
     return events
-
-
-def _day_hint(request: web.Request) -> date | None:
-    """`?date=` on a delivery's routes: the day it is on, searched first (any day gives the
-    same page; the deliveries of a day, a robot's day and the downtime intervals know it)."""
-    return parse_date(request.query.get("date"))
 
 
 def _no_delivery(did: str) -> Problem:

@@ -4,8 +4,10 @@ table, the ledger and the load transaction.
 Both drivers are blocking; the loader calls them from a worker thread. A load is, in ONE
 transaction: lock the ledger (Redshift), drop objects the ledger already has, write the
 manifest, COPY every object into a temporary stage, insert the stage into `events` keeping one
-row per `event_id` and skipping ids already loaded, insert the ledger rows, commit. The ledger
-and the events commit together or not at all, so each object loads exactly once.
+row per `event_id` and skipping ids already loaded, widen `delivery_spans` by the stage's
+deliveries, insert the ledger rows, commit. The ledger, the events and the spans commit
+together or not at all, so each object loads exactly once and every delivery's span holds all
+its events.
 
 A backend (:mod:`.redshift`, :mod:`.duckdb`) says how to connect and how to fill the stage;
 what differs in SQL is in its :class:`~loader.warehouse.sql.Dialect`.
@@ -118,7 +120,8 @@ class Warehouse:
 
     def ensure_schema(self) -> list[str]:
         """Create schema, events, ledger and registry table when absent; add entity columns the
-        registry gained; create the views; bring `event_registry` in step with the registry.
+        registry gained; create `delivery_spans` (built from `events`) when absent; create the
+        views; bring `event_registry` in step with the registry.
         Runs in autocommit-like steps outside any load transaction, once per loader start.
         Returns the added columns."""
         d = self.dialect
@@ -142,6 +145,7 @@ class Warehouse:
             for col in added:
                 self._run(cur, sql.add_column(d, self.schema, col))
                 self._commit()
+            self._ensure_spans(cur)
             for view in self.views(d, self.schema) if self.views else []:
                 self._run(cur, view)
             self._commit()
@@ -151,6 +155,33 @@ class Warehouse:
         except BaseException:
             self._rollback()
             raise
+
+    @property
+    def keeps_spans(self) -> bool:
+        """`delivery_spans` is kept when the registry has the delivery entity."""
+        return sql.SPANS_KEY in self.entities
+
+    def _ensure_spans(self, cur: Any) -> None:
+        """Create `delivery_spans` when absent and fill it from `events` (a warehouse loaded
+        before the table existed), in one transaction holding the ledger's lock: no load can
+        add events between the fill and the commit."""
+        if not self.keeps_spans:
+            return
+        d = self.dialect
+        self._begin(cur)
+        self._lock_ledger(cur)
+        if self._run(cur, sql.table_exists(d), [self.schema, sql.SPANS]).fetchall():
+            self._commit()
+            return
+        t0 = time.perf_counter()
+        self._run(cur, sql.create_spans(d, self.schema))
+        self._run(cur, sql.fill_spans(self.schema))
+        (n,) = self._run(
+            cur, f"SELECT COUNT(*) FROM {sql.table(self.schema, sql.SPANS)}"
+        ).fetchone()
+        self._commit()
+        log(logger, logging.INFO, "delivery spans built from events", deliveries=int(n),
+            seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
 
     # --- the registry table ---------------------------------------------------------------
 
@@ -295,6 +326,9 @@ class Warehouse:
                 )
                 self._run(cur, insert, [lo_w, hi_w])
                 out.inserted_rows = self._inserted(cur)
+                if self.keeps_spans:
+                    for stmt in sql.merge_spans(self.dialect, self.schema, sql.ident(sql.STAGE)):
+                        self._run(cur, stmt)
             phase = Phase.RECORD
             self._insert_ledger(cur, [(o.key, "loaded", o.size, None) for o in todo],
                                 manifest_url)  # fmt: skip

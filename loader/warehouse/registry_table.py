@@ -13,7 +13,7 @@ from typing import Any
 
 from ingest.event import EVENT_NAME_VARCHAR_BYTES
 from ingest.registry import EventSpec, Registry
-from loader.warehouse.sql import MAX_VARCHAR_BYTES, REGISTRY, Dialect, ident
+from loader.warehouse.sql import MAX_VARCHAR_BYTES, REGISTRY, Dialect, ident, table
 
 COLUMNS = (
     "event_name", "version", "description", "owner", "fields", "entity_columns",
@@ -23,7 +23,7 @@ COLUMNS = (
 
 def create(d: Dialect, schema: str) -> str:
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{ident(REGISTRY)} (\n"
+        f"CREATE TABLE IF NOT EXISTS {table(schema, REGISTRY)} (\n"
         f"  event_name VARCHAR({EVENT_NAME_VARCHAR_BYTES}) NOT NULL,\n"
         "  version INTEGER NOT NULL,\n"
         f"  description VARCHAR({MAX_VARCHAR_BYTES}),\n"
@@ -39,20 +39,19 @@ def create(d: Dialect, schema: str) -> str:
 def state(d: Dialect, schema: str) -> str:
     """The content hashes the table holds, with their row counts (one row when in step)."""
     return (
-        f"SELECT registry_sha256, COUNT(*) FROM {ident(schema)}.{ident(REGISTRY)} "
-        "GROUP BY registry_sha256"
+        f"SELECT registry_sha256, COUNT(*) FROM {table(schema, REGISTRY)} GROUP BY registry_sha256"
     )
 
 
 def lock(schema: str) -> str:
     """Two loaders starting together would both rewrite the table; on Redshift the second
     would fail with a serialisation error — the lock makes it wait instead."""
-    return f"LOCK {ident(schema)}.{ident(REGISTRY)}"
+    return f"LOCK {table(schema, REGISTRY)}"
 
 
 def delete(d: Dialect, schema: str) -> str:
     # DELETE, not TRUNCATE: Redshift's TRUNCATE commits, which would break the transaction.
-    return f"DELETE FROM {ident(schema)}.{ident(REGISTRY)}"
+    return f"DELETE FROM {table(schema, REGISTRY)}"
 
 
 def insert(d: Dialect, schema: str, n: int) -> str:
@@ -61,7 +60,7 @@ def insert(d: Dialect, schema: str, n: int) -> str:
     p, j = d.param, d.json_param
     row = f"({p}, {p}, {p}, {p}, {j}, {j}, {p}, {d.now})"
     cols = ", ".join(ident(c) for c in COLUMNS)
-    return f"INSERT INTO {ident(schema)}.{ident(REGISTRY)} ({cols}) VALUES " + ", ".join([row] * n)
+    return f"INSERT INTO {table(schema, REGISTRY)} ({cols}) VALUES " + ", ".join([row] * n)
 
 
 def rows(registry: Registry) -> list[tuple[Any, ...]]:

@@ -27,6 +27,11 @@ def ident(name: str) -> str:
     return f'"{name}"'
 
 
+def table(schema: str, name: str) -> str:
+    """A quoted `schema.name`."""
+    return f"{ident(schema)}.{ident(name)}"
+
+
 def literal(value: str) -> str:
     """A SQL string literal for values that must be literals (COPY's source and IAM role)."""
     if "\x00" in value:
@@ -38,6 +43,11 @@ LEDGER = "load_ledger"
 EVENTS = "events"
 STAGE = "logship_stage"
 REGISTRY = "event_registry"
+#: Per delivery, bounds of its events' `occurred_at`: how a session finds its window without
+#: reading the whole `delivery_id` column (see :func:`create_spans`).
+SPANS = "delivery_spans"
+#: The entity column :data:`SPANS` is kept for; without it in the registry there is none.
+SPANS_KEY = "delivery_id"
 #: Longest text a Redshift VARCHAR (and so JSON_PARSE's argument) holds, in bytes: the same
 #: bound as a string inside SUPER.
 MAX_VARCHAR_BYTES = MAX_STRING_BYTES
@@ -51,7 +61,8 @@ class Dialect:
     json_type: str  # SUPER | JSON
     now: str  # GETDATE() | now()
     param: str  # %s | ?
-    table_suffix: str  # sort key clause (Redshift) or nothing
+    #: A table's sort key clause (Redshift) or nothing: `{column}`.
+    sort_key_sql: str
     json_param: str  # a parameter holding JSON text, as a json_type value
     #: A top-level property of a json_type column as text: `{column}`, `{key}` (a literal of
     #: `json_path_prefix` + the key's name).
@@ -67,6 +78,11 @@ class Dialect:
     #: table, the second failing); in DuckDB the ledger's primary key makes a racing commit
     #: fail instead (transient: it is retried).
     locks_tables: bool
+    #: `INSERT … ON CONFLICT (key) DO UPDATE` upserts through the key's index in one
+    #: statement (DuckDB: its cost follows the rows upserted, not the table); without it, an
+    #: UPDATE of the keys present, then an INSERT of the others (Redshift, which has no
+    #: indexes and whose MERGE takes only a table as its source).
+    on_conflict: bool
 
     def params(self, n: int) -> str:
         return ", ".join([self.param] * n)
@@ -75,6 +91,10 @@ class Dialect:
         """A top-level string property `key` of the json_type `column`, as text."""
         ident(key)  # plain lowercase names only
         return self.json_text_sql.format(column=column, key=literal(self.json_path_prefix + key))
+
+    def sort_key(self, column: str) -> str:
+        """What follows a CREATE TABLE's column list to keep the table sorted by `column`."""
+        return self.sort_key_sql.format(column=ident(column))
 
     def json_out(self, column: str) -> str:
         """The whole json_type `column` as JSON text."""
@@ -86,26 +106,28 @@ REDSHIFT = Dialect(
     json_type="SUPER",
     now="GETDATE()",
     param="%s",
-    table_suffix=" DISTSTYLE AUTO SORTKEY (occurred_at)",
+    sort_key_sql=" DISTSTYLE AUTO SORTKEY ({column})",
     json_param="JSON_PARSE(%s)",
     json_text_sql="JSON_EXTRACT_PATH_TEXT(JSON_SERIALIZE({column}), {key})",
     json_path_prefix="",
     json_out_sql="JSON_SERIALIZE({column})",
     begin="",
     locks_tables=True,
+    on_conflict=False,
 )
 DUCKDB = Dialect(
     name="duckdb",
     json_type="JSON",
     now="now()",
     param="?",
-    table_suffix="",
+    sort_key_sql="",
     json_param="CAST(? AS JSON)",
     json_text_sql="json_extract_string({column}, {key})",
     json_path_prefix="$.",
     json_out_sql="CAST({column} AS VARCHAR)",
     begin="BEGIN TRANSACTION",
     locks_tables=False,
+    on_conflict=True,
 )
 
 # ------------------------------------------------------------------ the columns of `events`
@@ -138,9 +160,35 @@ def create_schema(d: Dialect, schema: str) -> str:
 def create_events(d: Dialect, schema: str, entities: tuple[str, ...]) -> str:
     cols = [f"{ident(c.name)} {column_type(d, c)}" for c in table_columns(entities)]
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{ident(EVENTS)} (\n  "
+        f"CREATE TABLE IF NOT EXISTS {table(schema, EVENTS)} (\n  "
         + ",\n  ".join(cols)
-        + f"\n){d.table_suffix}"
+        + f"\n){d.sort_key('occurred_at')}"
+    )
+
+
+def create_spans(d: Dialect, schema: str) -> str:
+    """One row per delivery id: bounds that contain the `occurred_at` of every event carrying
+    it. Kept in each load transaction from the whole stage (:func:`merge_spans`), so a bound
+    can be wider than the events that were kept (a duplicate `event_id` skipped by the insert
+    still counts), never narrower: a reader takes the exact first and last event from
+    `events` *inside* the bounds, a range the sort key prunes. The key is enforced by DuckDB
+    (and makes its look-up an index probe); on Redshift the table is sorted by it and the
+    load's LOCK keeps it unique."""
+    key = column_type(d, entity_column(SPANS_KEY)).replace(" NOT NULL", "")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table(schema, SPANS)} (\n"
+        f"  {ident(SPANS_KEY)} {key} NOT NULL PRIMARY KEY,\n"
+        "  first_at TIMESTAMPTZ NOT NULL,\n"
+        "  last_at TIMESTAMPTZ NOT NULL\n"
+        f"){d.sort_key(SPANS_KEY)}"
+    )
+
+
+def table_exists(d: Dialect) -> str:
+    """One row when the table (schema, name: two parameters) exists."""
+    return (
+        "SELECT 1 FROM information_schema.tables "
+        f"WHERE table_schema = {d.param} AND table_name = {d.param}"
     )
 
 
@@ -148,7 +196,7 @@ def create_ledger(d: Dialect, schema: str) -> str:
     # `object_key` is unique: enforced by DuckDB; on Redshift (constraints are informational)
     # the LOCK taken by every load transaction is what keeps it unique.
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{ident(LEDGER)} (\n"
+        f"CREATE TABLE IF NOT EXISTS {table(schema, LEDGER)} (\n"
         "  object_key VARCHAR(1024) NOT NULL PRIMARY KEY,\n"
         "  status VARCHAR(16) NOT NULL,\n"
         "  manifest_key VARCHAR(1024),\n"
@@ -169,20 +217,17 @@ def existing_columns(d: Dialect) -> str:
 def add_column(d: Dialect, schema: str, column: str) -> str:
     """The column of an entity the registry gained."""
     typ = column_type(d, entity_column(column))
-    return f"ALTER TABLE {ident(schema)}.{ident(EVENTS)} ADD COLUMN {ident(column)} {typ}"
+    return f"ALTER TABLE {table(schema, EVENTS)} ADD COLUMN {ident(column)} {typ}"
 
 
 def lock_ledger(schema: str) -> str:
     """Redshift's snapshot isolation would let two loaders both see an object as new; an
     explicit LOCK serialises load transactions (Redshift's recommended pattern)."""
-    return f"LOCK {ident(schema)}.{ident(LEDGER)}"
+    return f"LOCK {table(schema, LEDGER)}"
 
 
 def ledger_lookup(d: Dialect, schema: str, n: int) -> str:
-    return (
-        f"SELECT object_key FROM {ident(schema)}.{ident(LEDGER)} "
-        f"WHERE object_key IN ({d.params(n)})"
-    )
+    return f"SELECT object_key FROM {table(schema, LEDGER)} WHERE object_key IN ({d.params(n)})"
 
 
 def statement_timeout(ms: int) -> str:
@@ -196,7 +241,7 @@ def utc_session() -> str:
 
 
 def create_stage(d: Dialect, schema: str) -> str:
-    return f"CREATE TEMP TABLE {ident(STAGE)} (LIKE {ident(schema)}.{ident(EVENTS)})"
+    return f"CREATE TEMP TABLE {ident(STAGE)} (LIKE {table(schema, EVENTS)})"
 
 
 def drop_stage() -> str:
@@ -250,7 +295,7 @@ def insert_events(
     cols = [c.name for c in table_columns(entities) if c.in_lake]
     collist = ", ".join(ident(c) for c in cols)
     dcols = ", ".join(f"d.{ident(c)}" for c in cols)
-    table = f"{ident(schema)}.{ident(EVENTS)}"
+    events = table(schema, EVENTS)
     if in_batch_dups:
         source = (
             f"(SELECT {collist}, ROW_NUMBER() OVER (PARTITION BY event_id "
@@ -260,19 +305,62 @@ def insert_events(
     else:
         source, keep = f"{ident(STAGE)} d", ""
     return (
-        f"INSERT INTO {table} ({collist}, {ident('loaded_at')})\n"
+        f"INSERT INTO {events} ({collist}, {ident('loaded_at')})\n"
         f"SELECT {dcols}, {d.now}\n"
         f"FROM {source}\n"
-        f"LEFT JOIN (SELECT event_id FROM {table} "
+        f"LEFT JOIN (SELECT event_id FROM {events} "
         f"WHERE occurred_at BETWEEN {d.param} AND {d.param}) e ON e.event_id = d.event_id\n"
         f"WHERE {keep}e.event_id IS NULL"
+    )
+
+
+def _spans_of(source: str) -> str:
+    """The spans of the rows of `source` with a delivery id, as a derived table."""
+    k = ident(SPANS_KEY)
+    return (
+        f"(SELECT {k}, MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at "
+        f"FROM {source} WHERE {k} IS NOT NULL GROUP BY {k})"
+    )
+
+
+def merge_spans(d: Dialect, schema: str, source: str) -> list[str]:
+    """The statements that widen `delivery_spans` by the spans of `source`'s rows (the stage),
+    run in order inside the load transaction: one upsert where the dialect has one, else
+    widen the deliveries that have bounds already (an UPDATE), then add the others."""
+    k = ident(SPANS_KEY)
+    spans = table(schema, SPANS)
+    if d.on_conflict:
+        return [
+            f"INSERT INTO {spans} ({k}, first_at, last_at) "
+            f"SELECT n.{k}, n.first_at, n.last_at FROM {_spans_of(source)} n ORDER BY n.{k} "
+            f"ON CONFLICT ({k}) DO UPDATE SET "
+            "first_at = LEAST(first_at, EXCLUDED.first_at), "
+            "last_at = GREATEST(last_at, EXCLUDED.last_at)"
+        ]
+    return [
+        f"UPDATE {spans} AS s "
+        "SET first_at = LEAST(s.first_at, n.first_at), last_at = GREATEST(s.last_at, n.last_at) "
+        f"FROM {_spans_of(source)} n WHERE s.{k} = n.{k} "
+        "AND (n.first_at < s.first_at OR n.last_at > s.last_at)",
+        f"INSERT INTO {spans} ({k}, first_at, last_at) "
+        f"SELECT n.{k}, n.first_at, n.last_at FROM {_spans_of(source)} n "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {spans} s WHERE s.{k} = n.{k})",
+    ]
+
+
+def fill_spans(schema: str) -> str:
+    """The spans of every event, into the empty `delivery_spans` just created."""
+    k = ident(SPANS_KEY)
+    return (
+        f"INSERT INTO {table(schema, SPANS)} ({k}, first_at, last_at) "
+        f"SELECT {k}, first_at, last_at FROM {_spans_of(table(schema, EVENTS))} n ORDER BY {k}"
     )
 
 
 def insert_ledger(d: Dialect, schema: str, n: int) -> str:
     row = f"({d.param}, {d.param}, {d.param}, {d.param}, {d.now}, {d.param})"
     return (
-        f"INSERT INTO {ident(schema)}.{ident(LEDGER)} "
+        f"INSERT INTO {table(schema, LEDGER)} "
         "(object_key, status, manifest_key, object_bytes, loaded_at, reason) VALUES "
         + ", ".join([row] * n)
     )

@@ -57,7 +57,7 @@ def check(code: int, r: dict[str, Any], out: str) -> None:
     assert r["loader_kills"] >= 1, tail
     assert r["loader_kills_mid_cycle"] >= 1, tail  # killed inside a load, not between cycles
     # Senders really resent acknowledged batches, and the loader really dropped the copies.
-    assert r["loader_skipped_duplicates"] > 0, tail
+    assert r["resent_acked"] > 0 and r["loader_skipped_duplicates"] > 0, tail
     assert r["problems"] == [], tail
     assert code == 0, tail
     for key in ("duration_s", "max_loader_lag_s", "records_per_s"):

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = ("session", "robot_day", "supply_day", "supply_31d", "session_dated")
+PAGES = ("session", "robot_day", "supply_day", "supply_31d", "session_unknown")
 
 
 @pytest.mark.timeout(180)
@@ -42,7 +42,9 @@ def test_ui_bench_toy_size(tmp_path: Path) -> None:
         for page in PAGES:
             r = run["pages"][page]
             assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["max_ms"], (page, r)
-            assert r["touched"]["statements"] >= 1 and r["touched"]["rows_scanned"] > 0, page
+            assert r["touched"]["statements"] >= 1, page
+            # An unknown id is one probe of delivery_spans' index (DuckDB may count 0 rows).
+            assert r["touched"]["rows_scanned"] > 0 or page == "session_unknown", page
     assert {p: grown["pages"][p]["probe"] for p in PAGES} == {
         p: small["pages"][p]["probe"] for p in PAGES
     }  # the same requests at both sizes

@@ -102,6 +102,9 @@ def memory_reader(rows: list[dict[str, Any]], **cfg: Any) -> Reader:
     for row in rows:
         values = [orjson.dumps(row[c]).decode() if c == "properties" else row[c] for c in cols]
         con.execute(f"INSERT INTO logship.events ({', '.join(cols)}) VALUES ({holes})", values)
+    # The delivery spans, by the loader's own statements (as it builds them from `events`).
+    con.execute(sql.create_spans(DUCKDB, "logship"))
+    con.execute(sql.fill_spans("logship"))
 
     def query(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return con.execute(statement, list(params)).fetchall()

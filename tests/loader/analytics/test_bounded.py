@@ -2,12 +2,14 @@
 
 1. On both backends: every statement of the page analyses bounds each read of `events` by
    `occurred_at` parameters, and those lie within the days (or the delivery's window) asked
-   plus the horizons — except the look-up of one id by its column, and the delivery's search
-   in the last days of the data (bounded too, from the latest event back).
+   plus the horizons — except the look-up of a robot id by its column (the search box), and
+   the probe of `delivery_spans` by delivery id.
 2. On DuckDB, measured: with 400 days of history generated in the warehouse (1.2 M events in
-   time order, as a loader writes them), the rows each statement scans (DuckDB's profiler;
-   row groups are skipped by their `occurred_at` min/max) are the few row groups of the days
-   shown, while the whole-history view scans all of them — so the check can fail.
+   time order, as a loader writes them; `delivery_spans` built from them by the loader, as
+   when a warehouse from before that table is upgraded), the rows each statement scans
+   (DuckDB's profiler; row groups are skipped by their `occurred_at` min/max) are the few row
+   groups of the days shown, while the whole-history view scans all of them — so the check
+   can fail; the probe of `delivery_spans` is an index look-up, not a scan of the table.
 """
 
 from __future__ import annotations
@@ -25,26 +27,20 @@ import pytest
 
 from loader import analytics
 from loader.analytics import AnalyticsConfig, Reader, create_views
-from loader.analytics.base import utc
-from loader.analytics.session import RECENT_DAYS
 from loader.warehouse import open_warehouse
 from loader.warehouse.sql import DUCKDB
 from tests.loader.helpers import ENTITIES
 
-#: An id look-up: the one statement shape allowed to read a whole column.
+#: A robot id's look-up (the search box): the one statement shape allowed to read a whole
+#: column of `events`.
 LOOKUP = re.compile(
-    r"^SELECT (MIN|MAX)\(occurred_at\)(, MAX\(occurred_at\))? FROM \S+ "
-    r"WHERE (delivery_id|robot_id) = (\?|%s)( AND occurred_at <= (\?|%s))?$"
+    r"^SELECT MAX\(occurred_at\) FROM \S+ WHERE robot_id = (\?|%s) AND occurred_at <= (\?|%s)$"
+)
+#: A delivery's recorded bounds: a probe of `delivery_spans` by its key.
+PROBE = re.compile(
+    r'^SELECT first_at, last_at FROM "\w+"\."delivery_spans" WHERE delivery_id = (\?|%s)$'
 )
 BOUND = re.compile(r"\b(?:\w\.)?occurred_at >= (?:\?|%s)")
-#: The latest event time, where the search for a delivery starts (DuckDB answers it from its
-#: row groups' statistics).
-LATEST = re.compile(r"^SELECT MAX\(occurred_at\) FROM \S+$")
-#: The delivery's look-up in a range: the last days of the data, or a found window widened.
-SEARCH = re.compile(
-    r"^SELECT MIN\(occurred_at\), MAX\(occurred_at\) FROM \S+ WHERE delivery_id = (\?|%s) "
-    r"AND occurred_at >= (\?|%s)( AND occurred_at <= (\?|%s))?$"
-)
 
 
 def _page_calls(r: Reader) -> None:
@@ -62,37 +58,34 @@ def _page_calls(r: Reader) -> None:
 
 def test_every_read_of_events_is_bounded(reader: Reader) -> None:
     calls = reader.query.calls  # type: ignore[attr-defined]
-    ((latest,),) = reader.query(f"SELECT MAX(occurred_at) FROM {reader.events}", [])
     calls.clear()
     _page_calls(reader)
     events = f'"{reader.schema}"."events"'
-    lookups = searches = 0
+    lookups = probes = 0
     horizon = timedelta(seconds=reader.cfg.state_horizon_s + reader.cfg.delivery_horizon_s)
     lo = datetime(2026, 3, 1, tzinfo=UTC) - horizon
     hi = datetime(2026, 4, 1, tzinfo=UTC) + horizon
-    recent = utc(latest) - timedelta(days=max(RECENT_DAYS), seconds=reader.cfg.delivery_horizon_s)
     for stmt, params in calls:
         flat = " ".join(stmt.split())
         if LOOKUP.match(flat):
             lookups += 1
             continue
-        if LATEST.match(flat):
-            continue
-        if SEARCH.match(flat):
-            searches += 1
-            times = [p for p in params if isinstance(p, datetime)]
-            assert times and all(recent <= t for t in times), (flat, times)
+        if PROBE.match(flat):
+            probes += 1
             continue
         reads = flat.count(f"FROM {events}") + flat.count(f"JOIN {events}")
         assert reads and len(BOUND.findall(flat)) >= reads, flat
         times = [p for p in params if isinstance(p, datetime)]
         assert times and all(lo <= t <= hi for t in times), (flat, times)
-    # The search box's look-ups of "R3": as a delivery (not in the last days: the whole
-    # column), then as a robot. The session's window (D1) is found in the last days.
-    assert lookups == 2 and searches >= 3
+    # The search box's look-ups of "R3": as a delivery (a probe finding nothing), then as a
+    # robot (its column). The session's window (D1): a probe, then its window's range.
+    assert lookups == 1 and probes == 2
     calls.clear()
     assert analytics.delivery(reader, "D1") is not None
     assert not any(LOOKUP.match(" ".join(stmt.split())) for stmt, _ in calls)
+    calls.clear()
+    assert analytics.delivery(reader, "D-unknown") is None
+    assert [PROBE.match(" ".join(stmt.split())) is not None for stmt, _ in calls] == [True]
 
 
 # ----------------------------------------------------------------- measured on DuckDB
@@ -131,7 +124,10 @@ FROM (SELECT range AS i, [{names}][1 + range % 6] AS n,
              TIMESTAMPTZ '{START.isoformat()}' + to_microseconds(range * {step_us}) AS t
       FROM range({N_EVENTS}))
 ORDER BY t""")
+    con.execute("DROP TABLE logship.delivery_spans")
     con.close()
+    wh.ensure_schema()  # builds delivery_spans from the events, as on an upgrade
+    wh.close()
     return path
 
 
@@ -189,9 +185,9 @@ def test_rows_scanned_grow_with_what_is_shown_not_with_the_history(
     assert control[1] >= N_EVENTS  # the view reads the whole history (twice, in fact)
     # DuckDB skips whole row groups: one holds ~41 days here, the history ~10 of them. A day
     # ± the 7-day state horizon (15 days) lies in at most 2, a month ± it (45 days) in 3.
+    probes = [rows for stmt, rows in one_day if PROBE.match(stmt)]
+    assert probes and all(rows <= 1 for rows in probes), one_day  # the index, not a scan
     for stmt, rows in one_day:
-        if LOOKUP.match(stmt):  # the session's window: one column, by delivery_id
-            continue
-        assert rows <= 2 * ROW_GROUP * stmt.count('"events"'), (stmt, rows)
+        assert rows <= 2 * ROW_GROUP * stmt.count('"events"') + 1, (stmt, rows)
     for stmt, rows in month:
         assert rows <= 3 * ROW_GROUP * stmt.count('"events"'), (stmt, rows)

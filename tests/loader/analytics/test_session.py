@@ -7,12 +7,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.event import iso_utc
 from loader import analytics, reports
-from loader.analytics.session import RECENT_DAYS, session_bi_params, session_bi_sql
+from loader.analytics.families import error_sql
+from loader.analytics.session import session_bi_params, session_bi_sql, summarize_in_warehouse
 from tests.loader.analytics.conftest import memory_reader
 from tests.loader.analytics.scenario import HOSTILE_ID, SESSION_GAPS, SESSION_IN
 from tests.loader.helpers import event
@@ -92,35 +93,55 @@ def test_bi_query_and_view_match_the_session(reader: analytics.Reader) -> None:
     assert [(r[0], None if r[1] is None else round(float(r[1]), 6)) for r in rows] == want
 
 
-# ------------------------------------------------------- finding the window, recent first
+# ------------------------------------------------ the summary of a session longer than shown
 
-LATEST_AT = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)  # the latest event of the data below
-EDGE = LATEST_AT - timedelta(days=RECENT_DAYS[0])  # where the first search range begins
-WHOLE_COLUMN = re.compile(r"WHERE delivery_id = (\?|%s)$")  # the unbounded look-up
+SCENARIO_DELIVERIES = ("D1", "D3", "D5", "D6", "D7", HOSTILE_ID)
+
+
+def test_the_warehouse_summarizes_as_the_page_does(reader: analytics.Reader) -> None:
+    """The summary of a session with more events than the page fetches is computed by the
+    warehouse: the same figures as :func:`summarize` over all the events."""
+    for did in SCENARIO_DELIVERIES:
+        page = analytics.delivery(reader, did)
+        assert page is not None, did
+        s = page["summary"]
+        lo, hi = (datetime.fromisoformat(s[k]) for k in ("window_from", "window_to"))
+        got = summarize_in_warehouse(reader, did, lo, hi)
+        assert got == {k: v for k, v in s.items() if not k.startswith("window_")}, did
+    # Shown: the first 3 of D1's 8 events; the summary is of all 8.
+    whole = analytics.delivery(reader, "D1")
+    capped = analytics.delivery(reader, "D1", max_events=3)
+    assert whole is not None and capped is not None
+    assert capped["events"] == whole["events"][:3]
+    assert capped["annotations"] == whole["annotations"][:3]
+    assert capped["summary"] == whole["summary"] and capped["summary"]["event_count"] == 8
+    assert capped["states"] == whole["states"]
+    assert analytics.delivery(reader, "D1", max_events=8) == whole
+
+
+def test_the_error_rule_is_the_same_in_sql() -> None:
+    names = ["robot.error", "delivery.failed", "lid_error", "nav_fail", "error_x", "robot.errors",
+             "x_error_y", "errorx", "fail", "_error", "error_", "delivery.created", "x%error",
+             "lid_erro", "ROBOT.ERROR"]  # fmt: skip
+    rows = [event(n, occurred=datetime(2026, 3, 5, 10, i, tzinfo=UTC)) for i, n in enumerate(names)]
+    r = memory_reader(rows)
+    got = {n: bool(e) for n, e in r.query(
+        f"SELECT event_name, {error_sql('event_name')} FROM {r.events}", [])}  # fmt: skip
+    assert got == {n: analytics.is_error({"event_name": n}) for n in names}
+    assert sum(got.values()) == 7  # the rule can fail: most of these are not errors
+
+
+# ----------------------------------------------------------------- finding the window
+
+WHOLE_COLUMN = re.compile(r"\"events\" WHERE delivery_id = (\?|%s)$")  # an unbounded look-up
 
 
 def _ev(name: str, at: datetime, **props: Any) -> dict[str, Any]:
     return event(name, occurred=at, **props)
 
 
-def _straddling(start: datetime, delivery_id: str, robot: str) -> list[dict[str, Any]]:
-    """A delivery from start - 40 min to start + 45 min, its robot's own events inside its
-    window and one just outside it (the window is widened by the 300 s margin)."""
-    m = lambda n: start + timedelta(minutes=n)  # noqa: E731
-    return [
-        _ev("robot.error", m(-46), robot_id=robot),  # before the window: not in the session
-        _ev("delivery.created", m(-40), delivery_id=delivery_id),
-        _ev("robot.state_changed", m(-36), robot_id=robot, to_state="assigned"),
-        _ev("delivery.dispatched", m(-30), delivery_id=delivery_id, robot_id=robot),
-        _ev("delivery.pickup_completed", m(20), delivery_id=delivery_id, robot_id=robot),
-        _ev("robot.error", m(30), robot_id=robot),
-        _ev("delivery.dropoff_completed", m(45), delivery_id=delivery_id, robot_id=robot),
-    ]
-
-
 def _whole_history_ids(r: analytics.Reader, delivery_id: str) -> list[str]:
-    """The session's event ids as the BI query finds them: its window from the whole
-    history (`MIN`/`MAX` over every event of the delivery)."""
+    """The session's event ids as the BI query finds them (one statement)."""
     stmt = session_bi_sql(r.dialect, r.schema, r.cfg.session_margin_s)
     return [row[0] for row in r.query(stmt, session_bi_params(delivery_id))]
 
@@ -129,56 +150,53 @@ def _statements(r: analytics.Reader) -> list[str]:
     return [" ".join(s.split()) for s, _ in r.query.calls]  # type: ignore[attr-defined]
 
 
-def test_a_delivery_straddling_the_recent_edge_gets_its_whole_session() -> None:
-    """Found in the last 2 days by its later events, widened to its earlier ones before the
-    edge — not by reading the whole `delivery_id` column."""
-    rows = [*_straddling(EDGE, "DS", "R7"), _ev("robot.error", LATEST_AT, robot_id="R8")]
-    want = [e["event_id"] for e in rows[1:-1]]
+def test_a_window_from_the_spans_however_spread_the_delivery() -> None:
+    """The window is its first to its last event, whatever lies between and however far
+    apart — an old delivery, one spread over days, one with an event days from all others —
+    from one probe of `delivery_spans` and one bounded read: no read of the whole column."""
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    spread = [_ev("delivery.dispatched", start + timedelta(hours=20 * i), delivery_id="DL",
+                  robot_id="R6") for i in range(9)]  # fmt: skip
+    stray = _ev("delivery.failed", start + timedelta(days=12), delivery_id="DL")
+    robot_in = _ev("robot.error", start + timedelta(days=12, minutes=4), robot_id="R6")
+    robot_out = _ev("robot.error", start + timedelta(days=12, minutes=6), robot_id="R6")
+    old = [_ev("delivery.created", datetime(2025, 6, 1, 9, tzinfo=UTC), delivery_id="DO"),
+           _ev("delivery.cancelled", datetime(2025, 6, 1, 9, 5, tzinfo=UTC), delivery_id="DO")]  # fmt: skip
+    recent = _ev("robot.error", datetime(2026, 6, 10, tzinfo=UTC), robot_id="R8")
+    r = memory_reader([*spread, stray, robot_in, robot_out, *old, recent])
+    calls = r.query.calls  # type: ignore[attr-defined]
+    for did, want in (("DL", [*spread, stray, robot_in]), ("DO", old)):
+        calls.clear()
+        got = analytics.session(r, did)
+        assert got is not None and [e["event_id"] for e in got] == [e["event_id"] for e in want]
+        stmts = _statements(r)
+        assert len(stmts) == 3 and "delivery_spans" in stmts[0], stmts
+        assert not any(WHOLE_COLUMN.search(s) for s in stmts)
+        assert _whole_history_ids(r, did) == [e["event_id"] for e in want]
+    page = analytics.delivery(r, "DL")
+    assert page is not None and page["summary"]["outcome"] == "failed"
+    assert page["summary"]["window_to"] == iso_utc(stray_at(stray) + timedelta(minutes=5))
+    calls.clear()
+    assert analytics.session(r, "D-nope") is None and len(_statements(r)) == 1
+
+
+def stray_at(e: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(e["occurred_at"])
+
+
+def test_bounds_wider_than_the_events_give_the_exact_window() -> None:
+    """`delivery_spans` may hold wider bounds than the kept events (a duplicate `event_id`
+    the insert skipped still widened them): the window is still the events' own, and an id
+    only a skipped duplicate carried is unknown."""
+    at = datetime(2026, 3, 5, 10, tzinfo=UTC)
+    rows = [_ev("delivery.created", at, delivery_id="D1"),
+            _ev("delivery.cancelled", at + timedelta(minutes=10), delivery_id="D1")]  # fmt: skip
     r = memory_reader(rows)
-    got = analytics.session(r, "DS")
-    assert got is not None and [e["event_id"] for e in got] == want
-    assert got[0]["occurred_at"] == iso_utc(EDGE - timedelta(minutes=40))
-    assert _whole_history_ids(r, "DS") == want
-    calls = r.query.calls  # type: ignore[attr-defined]
-    calls.clear()
-    page = analytics.delivery(r, "DS")
-    assert page is not None and page["events"] == got
-    assert page["summary"]["window_from"] == iso_utc(EDGE - timedelta(minutes=45))
-    stmts = _statements(r)
-    assert not any(WHOLE_COLUMN.search(s) for s in stmts)
-    assert any(s.endswith("AND occurred_at <= ?") for s in stmts)  # the widening
-    # A day named (the UI's ?date=) is searched first: no look-up of the latest event.
-    for day in (EDGE.date(), (EDGE - timedelta(days=1)).date()):
-        calls.clear()
-        assert analytics.session(r, "DS", day=day) == got
-        assert not any(s.startswith("SELECT MAX(occurred_at) FROM") for s in _statements(r))
-    # A wrong day costs the searches after it, not the result.
-    assert analytics.session(r, "DS", day=date(2026, 1, 1)) == got
-    assert analytics.delivery(r, "DS", day=date(2026, 1, 1)) == page
-
-
-def test_an_old_delivery_straddling_its_days_edge_and_a_long_one() -> None:
-    """Older than the last 31 days: found by the day named even when it straddles that
-    range's edge; without a day, or spread over more days than the widenings reach, from
-    the whole column — the same session either way."""
-    day = date(2026, 3, 10)
-    edge = datetime(2026, 3, 9, tzinfo=UTC)  # the day's range: [day - 1 day, day + 2 days]
-    old = _straddling(edge, "DO", "R5")
-    long_start = datetime(2026, 2, 1, tzinfo=UTC)
-    long = [_ev("delivery.dispatched", long_start + timedelta(hours=20 * i), delivery_id="DL",
-                robot_id="R6") for i in range(9)]  # fmt: skip
-    r = memory_reader([*old, *long, _ev("robot.error", LATEST_AT, robot_id="R8")])
-    calls = r.query.calls  # type: ignore[attr-defined]
-    want = [e["event_id"] for e in old[1:]]
-    assert _whole_history_ids(r, "DO") == want
-    for hint, whole_column in ((day, False), (None, True)):
-        calls.clear()
-        got = analytics.session(r, "DO", day=hint)
-        assert got is not None and [e["event_id"] for e in got] == want
-        assert any(WHOLE_COLUMN.search(s) for s in _statements(r)) is whole_column
-    calls.clear()
-    last_day = (long_start + timedelta(hours=160)).date()
-    got = analytics.session(r, "DL", day=last_day)
-    assert got is not None and [e["event_id"] for e in got] == [e["event_id"] for e in long]
-    assert any(WHOLE_COLUMN.search(s) for s in _statements(r))  # 7 days > 4 widenings
-    assert analytics.session(r, "D-nope", day=day) is None
+    r.query(f"UPDATE {r.spans} SET first_at = ?, last_at = ?",
+            [at - timedelta(days=3), at + timedelta(days=3)])  # fmt: skip
+    r.query(f"INSERT INTO {r.spans} VALUES ('D-ghost', ?, ?)", [at, at])
+    page = analytics.delivery(r, "D1")
+    assert page is not None
+    assert page["summary"]["window_from"] == iso_utc(at - timedelta(minutes=5))
+    assert page["summary"]["window_to"] == iso_utc(at + timedelta(minutes=15))
+    assert analytics.delivery(r, "D-ghost") is None and analytics.session(r, "D-ghost") is None

@@ -1,8 +1,10 @@
 """A delivery no page can show whole: one event every 6 hours for 10 days, its robot sending a
 heartbeat every 5 minutes all along (the robot's events without a delivery id belong to the
-session's window), and an event of megabyte-sized properties. The page shows the first
-MAX_EVENTS events and says so, its size stays bounded, the downloads stream every event
-(exactly the CLI's JSON), and the server answers other requests meanwhile."""
+session's window), and an event of megabyte-sized properties; a second robot takes over and
+completes it long after the first MAX_EVENTS events. The page shows the first MAX_EVENTS
+events and says so, its facts are of the whole session (the outcome, both robots, every
+event and error counted), its size stays bounded, the downloads stream every event (exactly
+the CLI's JSON), and the server answers other requests meanwhile."""
 
 from __future__ import annotations
 
@@ -31,7 +33,11 @@ PAGE_BYTES_BOUND = MAX_EVENTS * 3_000
 
 def _chain() -> list[list[dict[str, Any]]]:
     own = [event("delivery.dispatched", occurred=START + timedelta(hours=6 * i),
-                 delivery_id="D-CHAIN", robot_id="R-8") for i in range(4 * DAYS)]  # fmt: skip
+                 delivery_id="D-CHAIN", robot_id="R-8") for i in range(4 * DAYS - 1)]  # fmt: skip
+    end = START + timedelta(hours=6 * (4 * DAYS - 1))
+    own += [event("robot.error", occurred=end - timedelta(minutes=1), robot_id="R-8"),
+            event("delivery.dropoff_completed", occurred=end, delivery_id="D-CHAIN",
+                  robot_id="R-9")]  # fmt: skip
     beats = [event("robot.heartbeat", occurred=START + timedelta(minutes=5 * i), robot_id="R-8",
                    battery=50) for i in range(12 * 24 * DAYS)]  # fmt: skip
     huge = event(
@@ -64,8 +70,15 @@ async def test_a_huge_session_is_a_bounded_page(chain: UiSettings, aiohttp_clien
     assert len(body.encode()) < PAGE_BYTES_BOUND
     rows = re.findall(r'<tr id="ev-([^"]+)" class="event', body)
     assert rows == [e["event_id"] for e in events[:MAX_EVENTS]]
-    assert f"This delivery has more than {MAX_EVENTS:,} events" in body
-    assert f"<dd>more than {MAX_EVENTS:,}</dd>" in body
+    assert f"This delivery has {len(events):,} events" in body
+    # The facts are of all of them: the outcome, the robots and the counts come after the cut.
+    facts = body.split('<dl class="facts">')[1].split("</dl>")[0]
+    assert '<span class="badge completed">' in facts and "R-8" in facts and "R-9" in facts
+    assert f"<dt>Events</dt><dd>{len(events):,}</dd>" in facts
+    assert "<dt>Errors</dt><dd>1</dd>" in facts
+    assert (
+        "<strong>Completed</strong> at 2026-01-15 06:00:00 +00:00, after the events shown" in body
+    )
     assert body.count('<circle class="ev') == MAX_EVENTS  # the timeline's marks too
     assert "more characters: the JSON download has the whole event." in body
     assert "x" * (MAX_ROW_JSON_CHARS + 1) not in body
