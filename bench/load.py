@@ -12,7 +12,7 @@ all (defaults: 200 objects, 1,000,000 events), then, in the same run:
 
 Prints events/s of both, the ratio, the loader's peak RSS (it runs in a child process), and
 for Redshift the statements and round trips of one cycle (counted from the emulator's log in
-`tests/loader/warehouse/test_redshift.py`: 12 statements besides BEGIN and COMMIT, 1 COPY,
+`tests/loader/warehouse/test_redshift.py`: 11 statements besides BEGIN and COMMIT, 1 COPY,
 whatever the object count).
 
     python bench/load.py [--objects 200] [--events 1000000]

@@ -11,8 +11,8 @@ steps, one robot swap a day — then DuckDB SQL expands them into the history: `
 days × a template day chosen by a hash of the day, every delivery id (and its trips, attempts,
 incidents) made unique per day by `md5` (or increasing with time: `--ids ordered`), event ids
 by `md5`, appended in time order as the loader would append them; then the loader builds
-`delivery_spans` from them (as when it upgrades a warehouse from before that table; its one
-index is that table's key). A copy of that file then grows by appending later days until
+`delivery_spans` from them (as when it upgrades a warehouse from before that table: one row
+per delivery, in the order of its bucket, an MD5 prefix of the id). A copy of that file then grows by appending later days until
 `--grow-to` events (its spans rebuilt the same way): a longer history of the same fleet.
 
 Both files are served at once by two `logship ui` processes on free loopback ports, each
@@ -256,7 +256,7 @@ def append_days(db: Path, tpl: Templates, seed: int, ids: str, first: int, last:
 def build_spans(workdir: Path, db: Path) -> float:
     """`delivery_spans` of the events appended, built by the loader itself: dropped, then
     rebuilt from `events` by its start (the path of a warehouse upgraded to that table).
-    Returns the seconds it took."""
+    Returns the seconds that start took (the table's build, and the loader's other checks)."""
     con = duckdb.connect(str(db))
     try:
         con.execute(f"DROP TABLE IF EXISTS {sql.table('logship', sql.SPANS)}")

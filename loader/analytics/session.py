@@ -6,9 +6,10 @@ shows.
 Two steps, each bounded whatever the history: the window, then the events inside it
 (constant `occurred_at` bounds, which Redshift's sort key and DuckDB's row-group statistics
 prune by). The window comes from `delivery_spans` (:func:`loader.warehouse.sql.create_spans`,
-kept by the loader in each load transaction): one probe by delivery id (DuckDB's primary
-key index, Redshift's sort key) gives bounds that hold all of the delivery's events, and
-`MIN`/`MAX(occurred_at)` of its own events inside those bounds gives the exact window. An
+kept by the loader in each load transaction): one probe by the id's bucket (the table's sort
+order: Redshift's zone maps, DuckDB's row-group min/max) gives bounds that hold all of the
+delivery's events, and `MIN`/`MAX(occurred_at)` of its own events inside those bounds gives
+the exact window — a read as long as the delivery's span, short for any real delivery. An
 unknown id is one probe. For BI tools the same statement exists as one query taking the
 delivery id only (:func:`session_bi_sql`).
 
@@ -27,7 +28,7 @@ import orjson
 from loader.analytics.base import Reader, iso, plausible_id, seconds, table, utc
 from loader.analytics.families import OUTCOMES, error_sql, is_error, lane
 from loader.analytics.supply import state_intervals
-from loader.warehouse.sql import EVENTS, SPANS, Dialect, literal
+from loader.warehouse.sql import EVENTS, SPANS, SPANS_BUCKET_SQL, Dialect, literal, spans_bucket
 
 #: A gap between consecutive events of a session longer than this is marked as long.
 LONG_GAP_S = 300.0
@@ -83,9 +84,13 @@ def window_sql(d: Dialect, schema: str) -> str:
     )
 
 
-def bounds_sql(d: Dialect, schema: str) -> str:
-    """The delivery's recorded bounds (one parameter: the id); no row for an unknown id."""
-    return f"SELECT first_at, last_at FROM {table(schema, SPANS)} WHERE delivery_id = {d.param}"
+def bounds_sql(d: Dialect, schema: str, bucket: str | None = None) -> str:
+    """The delivery's recorded bounds, one row (NULLs for an unknown id). Parameters: its
+    bucket (or the expression `bucket`, computed by the warehouse), then its id."""
+    return (
+        f"SELECT MIN(first_at) AS first_at, MAX(last_at) AS last_at FROM {table(schema, SPANS)} "
+        f"WHERE bucket = {bucket or d.param} AND delivery_id = {d.param}"
+    )
 
 
 def session_bi_sql(d: Dialect, schema: str, margin_s: int) -> str:
@@ -97,7 +102,7 @@ def session_bi_sql(d: Dialect, schema: str, margin_s: int) -> str:
     m = _margin(margin_s)
     ev, k = table(schema, EVENTS), d.param
     return (
-        f"WITH b AS ({bounds_sql(d, schema)}),\n"
+        f"WITH b AS ({bounds_sql(d, schema, SPANS_BUCKET_SQL.format(column=k))}),\n"
         f"win AS (SELECT MIN(occurred_at) - {m} AS lo, MAX(occurred_at) + {m} AS hi FROM {ev} "
         f"WHERE delivery_id = {k} AND occurred_at >= (SELECT first_at FROM b) "
         "AND occurred_at <= (SELECT last_at FROM b))\n"
@@ -107,7 +112,7 @@ def session_bi_sql(d: Dialect, schema: str, margin_s: int) -> str:
 
 def session_bi_params(delivery_id: str) -> list[str]:
     """The parameters of :func:`session_bi_sql`, in order."""
-    return [delivery_id] * 4
+    return [delivery_id] * 5
 
 
 Span = tuple[datetime, datetime]
@@ -118,10 +123,9 @@ def delivery_span(r: Reader, delivery_id: str) -> Span | None:
     recorded bounds, then its own events inside them (see the module's docstring)."""
     if not plausible_id(delivery_id):
         return None
-    rows = r.query(bounds_sql(r.dialect, r.schema), [delivery_id])
-    if not rows:
+    ((lo, hi),) = r.query(bounds_sql(r.dialect, r.schema), [spans_bucket(delivery_id), delivery_id])
+    if lo is None:
         return None
-    ((lo, hi),) = rows
     ((first, last),) = r.query(window_sql(r.dialect, r.schema), [delivery_id, lo, hi])
     return None if first is None else (utc(first), utc(last))
 

@@ -34,6 +34,11 @@ class UiSettings(LoaderSettings):
     interrupted): a page answers, or fails with a 503, in bounded time — and a loader waiting
     for the DuckDB file waits at most this long."""
 
+    ui_max_download_events: int = Field(default=200_000, ge=1)
+    """Most events a session download (JSON, CSV, `/api/deliveries/{id}`) holds: a download is
+    built in memory between two warehouse visits, so a delivery with more answers 422 and
+    names `logship session ID --json` and the `delivery_sessions` view instead."""
+
     ui_busy_retry_s: float = Field(default=2.0, ge=0)
     """How long a request retries getting into a DuckDB file the loader is waiting for or
     writing to before it answers 503 "the warehouse is busy"."""

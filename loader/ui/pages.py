@@ -321,6 +321,8 @@ def what_happened(
     outcome = s.get("outcome")
     end = next((e for e in reversed(events) if e.get("event_name") in
                 ("delivery.failed", "delivery.cancelled", "delivery.dropoff_completed")), None)  # fmt: skip
+    if end is not None and end.get("occurred_at") != s.get("ended_at"):
+        end = None  # the terminal event that decided the outcome is after the events shown
     by_id = {str(e.get("event_id")): (e, n) for e, n in zip(events, notes, strict=False)}
 
     def at(e: dict[str, Any]) -> Safe:

@@ -24,6 +24,9 @@ BAD_INPUT = Kind(400, "bad_input", "That request is not valid")
 UNAUTHORIZED = Kind(401, "unauthorized", "Sign-in required")
 NOT_FOUND = Kind(404, "not_found", "Not found")
 METHOD_NOT_ALLOWED = Kind(405, "method_not_allowed", "Method not allowed")
+#: A download of more events than `LOGSHIP_UI_MAX_DOWNLOAD_EVENTS`: well-formed, but not
+#: something this server builds (the CLI and the warehouse's views have no such bound).
+TOO_LARGE = Kind(422, "too_large", "Too many events to download here")
 BUSY = Kind(503, "busy", "The warehouse is busy", retry_after_s=2)
 NO_DATA = Kind(503, "no_data", "Nothing has been loaded yet", retry_after_s=10)
 UNAVAILABLE = Kind(503, "unavailable", "The warehouse cannot answer right now", retry_after_s=10)

@@ -39,7 +39,7 @@ from loader.ui.downloads import filename, json_response, send_csv, send_json
 from loader.ui.html import query, seg
 from loader.ui.inputs import Days, parse_date, parse_days, parse_id, parse_text, parse_window_min
 from loader.ui.neighbours import nearest_days
-from loader.ui.problems import BAD_INPUT, NOT_FOUND, Problem
+from loader.ui.problems import BAD_INPUT, NOT_FOUND, TOO_LARGE, Problem
 from loader.ui.state import CTX, RENDER, SETTINGS, VISITS
 from loader.warehouse import Warehouse
 
@@ -122,18 +122,33 @@ async def delivery_json(request: web.Request) -> web.StreamResponse:
 
 async def delivery_csv(request: web.Request) -> web.StreamResponse:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
-    data = await _ask(request, lambda r: analytics.delivery(r, did))
+    cap = request.app[SETTINGS].ui_max_download_events
+    data = await _ask(request, lambda r: analytics.delivery(r, did), max_rows=cap + 1)
     if data is None:
         raise _no_delivery(did)
+    _check_size(did, data["events"], cap)
     return await send_csv(request, data["events"], data["annotations"],
                           name=filename(did, ".csv"))  # fmt: skip
 
 
 async def _session(request: web.Request, did: str) -> list[dict[str, Any]]:
-    events = await _ask(request, lambda r: analytics.session(r, did))
+    """The whole session for a download: each statement stops one row after the cap, and
+    a session longer than the cap is refused rather than cut (a download is all of it)."""
+    cap = request.app[SETTINGS].ui_max_download_events
+    events = await _ask(request, lambda r: analytics.session(r, did), max_rows=cap + 1)
     if events is None:
         raise _no_delivery(did)
+    _check_size(did, events, cap)
     return events
+
+
+def _check_size(did: str, events: list[dict[str, Any]], cap: int) -> None:
+    if len(events) > cap:
+        raise Problem(TOO_LARGE, f"The delivery “{did}” has more than {cap:,} events, more than "
+                                 "this server builds into one download "
+                                 "(LOGSHIP_UI_MAX_DOWNLOAD_EVENTS). Use `logship session ID "
+                                 "--json`, or the warehouse's delivery_sessions view.",
+                      search=did)  # fmt: skip
 
 
 def _no_delivery(did: str) -> Problem:

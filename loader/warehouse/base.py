@@ -4,8 +4,8 @@ table, the ledger and the load transaction.
 Both drivers are blocking; the loader calls them from a worker thread. A load is, in ONE
 transaction: lock the ledger (Redshift), drop objects the ledger already has, write the
 manifest, COPY every object into a temporary stage, insert the stage into `events` keeping one
-row per `event_id` and skipping ids already loaded, widen `delivery_spans` by the stage's
-deliveries, insert the ledger rows, commit. The ledger, the events and the spans commit
+row per `event_id` and skipping ids already loaded, append the stage's deliveries to
+`delivery_spans`, insert the ledger rows, commit. The ledger, the events and the spans commit
 together or not at all, so each object loads exactly once and every delivery's span holds all
 its events.
 
@@ -175,13 +175,21 @@ class Warehouse:
             return
         t0 = time.perf_counter()
         self._run(cur, sql.create_spans(d, self.schema))
-        self._run(cur, sql.fill_spans(self.schema))
+        self._run(cur, sql.add_spans(self.schema, sql.table(self.schema, sql.EVENTS)))
         (n,) = self._run(
             cur, f"SELECT COUNT(*) FROM {sql.table(self.schema, sql.SPANS)}"
         ).fetchone()
+        self._spans_in_order(cur, int(n))
         self._commit()
         log(logger, logging.INFO, "delivery spans built from events", deliveries=int(n),
             seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
+
+    def _spans_in_order(self, cur: Any, rows: int) -> None:
+        """`delivery_spans` now holds `rows` rows in bucket order (DuckDB remembers it, see
+        :meth:`_after_load`)."""
+
+    def _after_load(self) -> None:
+        """Called after a load committed (DuckDB puts `delivery_spans` back in order)."""
 
     # --- the registry table ---------------------------------------------------------------
 
@@ -327,15 +335,13 @@ class Warehouse:
                 self._run(cur, insert, [lo_w, hi_w])
                 out.inserted_rows = self._inserted(cur)
                 if self.keeps_spans:
-                    for stmt in sql.merge_spans(self.dialect, self.schema, sql.ident(sql.STAGE)):
-                        self._run(cur, stmt)
+                    self._run(cur, sql.add_spans(self.schema, sql.ident(sql.STAGE)))
             phase = Phase.RECORD
             self._insert_ledger(cur, [(o.key, "loaded", o.size, None) for o in todo],
                                 manifest_url)  # fmt: skip
             self._run(cur, sql.drop_stage())
             self._commit()
             out.loaded = [o.key for o in todo]
-            return out
         except Exception as exc:
             self._rollback()
             self._after_failure(exc)
@@ -343,6 +349,8 @@ class Warehouse:
         except BaseException:
             self._rollback()
             raise
+        self._after_load()  # the batch is committed: nothing here may fail the load
+        return out
 
     def _check_config(self) -> None:
         """Refuse a load the configuration cannot run, before touching any object."""

@@ -3,7 +3,9 @@ stage read from local gzip files by `read_json`."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,20 @@ from typing import Any
 import duckdb
 
 from ingest.lake import ObjectInfo
+from ingest.logs import log
 from loader.errors import ObjectsUnreadable, classify, gzip_problem
 from loader.warehouse import sql
 from loader.warehouse.base import LocalFiles, Warehouse
 from loader.warehouse.locking import WriteHold
 
+logger = logging.getLogger("logship.loader")
+
 #: How many objects :meth:`DuckDBWarehouse._check_files` remembers as intact.
 _INTACT_REMEMBERED = 10_000
+#: `delivery_spans` is rewritten in bucket order once the rows appended after its sorted part
+#: outnumber this, or an eighth of that part (a probe reads one row group of the sorted part
+#: and all of the rest; each rewrite reads the table once).
+SPANS_TAIL_ROWS = 250_000
 
 
 class DuckDBWarehouse(Warehouse):
@@ -120,6 +129,45 @@ class DuckDBWarehouse(Warehouse):
         self._intact[(obj.key, obj.size)] = None
         while len(self._intact) > _INTACT_REMEMBERED:
             del self._intact[next(iter(self._intact))]
+
+    def _spans_in_order(self, cur: Any, rows: int) -> None:
+        # The table's comment is where the size of its sorted part is kept: it commits with it.
+        self._run(cur, f"COMMENT ON TABLE {sql.table(self.schema, sql.SPANS)} IS '{int(rows)}'")
+
+    def _after_load(self) -> None:
+        """Rewrite `delivery_spans` in bucket order when its unsorted tail has grown (see
+        :data:`SPANS_TAIL_ROWS`), in its own transaction after the load's: a failure here is
+        logged and the next load tries again — the load itself has committed."""
+        if not self.keeps_spans:
+            return
+        try:
+            self._compact_spans()
+        except Exception as exc:
+            self._rollback()
+            log(logger, logging.WARNING, "delivery_spans not rewritten; the next load retries",
+                error=type(exc).__name__)  # fmt: skip
+
+    def _compact_spans(self) -> None:
+        cur = self._cursor()
+        spans = sql.table(self.schema, sql.SPANS)
+        ((rows,),) = self._run(cur, f"SELECT COUNT(*) FROM {spans}").fetchall()
+        comment = self._run(
+            cur,
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [self.schema, sql.SPANS],
+        ).fetchall()
+        in_order = int(comment[0][0]) if comment and str(comment[0][0] or "").isdigit() else 0
+        if int(rows) - in_order <= max(SPANS_TAIL_ROWS, in_order // 8):
+            return
+        t0 = time.perf_counter()
+        self._begin(cur)
+        for stmt in sql.compact_spans(self.schema):
+            self._run(cur, stmt)
+        ((n,),) = self._run(cur, f"SELECT COUNT(*) FROM {spans}").fetchall()
+        self._spans_in_order(cur, int(n))
+        self._commit()
+        log(logger, logging.INFO, "delivery_spans rewritten in order", rows_before=int(rows),
+            rows=int(n), seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
 
     def _after_failure(self, exc: Exception) -> None:
         if isinstance(exc, duckdb.FatalException | duckdb.InternalException):

@@ -12,6 +12,7 @@ dialect's name. The columns of `events` come from the canonical event (:mod:`ing
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ REGISTRY = "event_registry"
 SPANS = "delivery_spans"
 #: The entity column :data:`SPANS` is kept for; without it in the registry there is none.
 SPANS_KEY = "delivery_id"
+#: The bucket of a delivery id, the sort key of :data:`SPANS`: the first 8 hex digits of its
+#: MD5, in SQL (`{column}`) and in Python (:func:`spans_bucket`), the same on every dialect.
+SPANS_BUCKET_SQL = "LEFT(MD5({column}), 8)"
 #: Longest text a Redshift VARCHAR (and so JSON_PARSE's argument) holds, in bytes: the same
 #: bound as a string inside SUPER.
 MAX_VARCHAR_BYTES = MAX_STRING_BYTES
@@ -78,11 +82,6 @@ class Dialect:
     #: table, the second failing); in DuckDB the ledger's primary key makes a racing commit
     #: fail instead (transient: it is retried).
     locks_tables: bool
-    #: `INSERT … ON CONFLICT (key) DO UPDATE` upserts through the key's index in one
-    #: statement (DuckDB: its cost follows the rows upserted, not the table); without it, an
-    #: UPDATE of the keys present, then an INSERT of the others (Redshift, which has no
-    #: indexes and whose MERGE takes only a table as its source).
-    on_conflict: bool
 
     def params(self, n: int) -> str:
         return ", ".join([self.param] * n)
@@ -113,7 +112,6 @@ REDSHIFT = Dialect(
     json_out_sql="JSON_SERIALIZE({column})",
     begin="",
     locks_tables=True,
-    on_conflict=False,
 )
 DUCKDB = Dialect(
     name="duckdb",
@@ -127,7 +125,6 @@ DUCKDB = Dialect(
     json_out_sql="CAST({column} AS VARCHAR)",
     begin="BEGIN TRANSACTION",
     locks_tables=False,
-    on_conflict=True,
 )
 
 # ------------------------------------------------------------------ the columns of `events`
@@ -166,21 +163,29 @@ def create_events(d: Dialect, schema: str, entities: tuple[str, ...]) -> str:
     )
 
 
+def spans_bucket(delivery_id: str) -> str:
+    """:data:`SPANS_BUCKET_SQL` of `delivery_id`, computed here (the probe's parameter)."""
+    return hashlib.md5(delivery_id.encode("utf-8")).hexdigest()[:8]
+
+
 def create_spans(d: Dialect, schema: str) -> str:
-    """One row per delivery id: bounds that contain the `occurred_at` of every event carrying
-    it. Kept in each load transaction from the whole stage (:func:`merge_spans`), so a bound
-    can be wider than the events that were kept (a duplicate `event_id` skipped by the insert
-    still counts), never narrower: a reader takes the exact first and last event from
-    `events` *inside* the bounds, a range the sort key prunes. The key is enforced by DuckDB
-    (and makes its look-up an index probe); on Redshift the table is sorted by it and the
-    load's LOCK keeps it unique."""
+    """Rows of (bucket, delivery id, first_at, last_at) whose bounds together hold the
+    `occurred_at` of every event carrying that id: each load transaction appends the spans of
+    its whole stage (:func:`add_spans`) — so bounds can be wider than the events that were kept
+    (a duplicate `event_id` the insert skipped still counts), never narrower — and a reader
+    takes MIN/MAX over a delivery's rows, then the exact first and last event from `events`
+    inside them. Sorted by the bucket, an MD5 prefix of the id: Redshift's sort key and zone
+    maps, and on DuckDB the row groups' min/max once the table is rewritten in order
+    (:func:`compact_spans`), find a delivery's rows without reading the table. No index: an
+    index on DuckDB must stay in memory, and grows with the deliveries."""
     key = column_type(d, entity_column(SPANS_KEY)).replace(" NOT NULL", "")
     return (
         f"CREATE TABLE IF NOT EXISTS {table(schema, SPANS)} (\n"
-        f"  {ident(SPANS_KEY)} {key} NOT NULL PRIMARY KEY,\n"
+        "  bucket VARCHAR(8) NOT NULL,\n"
+        f"  {ident(SPANS_KEY)} {key} NOT NULL,\n"
         "  first_at TIMESTAMPTZ NOT NULL,\n"
         "  last_at TIMESTAMPTZ NOT NULL\n"
-        f"){d.sort_key(SPANS_KEY)}"
+        f"){d.sort_key('bucket')}"
     )
 
 
@@ -314,47 +319,30 @@ def insert_events(
     )
 
 
-def _spans_of(source: str) -> str:
-    """The spans of the rows of `source` with a delivery id, as a derived table."""
+def add_spans(schema: str, source: str) -> str:
+    """Append the spans of `source`'s rows with a delivery id (the stage; `events` when the
+    table is built), one row per delivery, in bucket order: one INSERT whose cost follows the
+    rows of `source`, whatever the table holds."""
     k = ident(SPANS_KEY)
+    bucket = SPANS_BUCKET_SQL.format(column=k)
     return (
-        f"(SELECT {k}, MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at "
-        f"FROM {source} WHERE {k} IS NOT NULL GROUP BY {k})"
+        f"INSERT INTO {table(schema, SPANS)} (bucket, {k}, first_at, last_at) "
+        f"SELECT {bucket}, {k}, MIN(occurred_at), MAX(occurred_at) FROM {source} "
+        f"WHERE {k} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
-def merge_spans(d: Dialect, schema: str, source: str) -> list[str]:
-    """The statements that widen `delivery_spans` by the spans of `source`'s rows (the stage),
-    run in order inside the load transaction: one upsert where the dialect has one, else
-    widen the deliveries that have bounds already (an UPDATE), then add the others."""
-    k = ident(SPANS_KEY)
-    spans = table(schema, SPANS)
-    if d.on_conflict:
-        return [
-            f"INSERT INTO {spans} ({k}, first_at, last_at) "
-            f"SELECT n.{k}, n.first_at, n.last_at FROM {_spans_of(source)} n ORDER BY n.{k} "
-            f"ON CONFLICT ({k}) DO UPDATE SET "
-            "first_at = LEAST(first_at, EXCLUDED.first_at), "
-            "last_at = GREATEST(last_at, EXCLUDED.last_at)"
-        ]
+def compact_spans(schema: str) -> list[str]:
+    """DuckDB: rewrite `delivery_spans` with one row per delivery, in bucket order (its row
+    groups' min/max then find a bucket in one row group), in one transaction."""
+    k, spans, tmp = ident(SPANS_KEY), table(schema, SPANS), ident("logship_spans")
     return [
-        f"UPDATE {spans} AS s "
-        "SET first_at = LEAST(s.first_at, n.first_at), last_at = GREATEST(s.last_at, n.last_at) "
-        f"FROM {_spans_of(source)} n WHERE s.{k} = n.{k} "
-        "AND (n.first_at < s.first_at OR n.last_at > s.last_at)",
-        f"INSERT INTO {spans} ({k}, first_at, last_at) "
-        f"SELECT n.{k}, n.first_at, n.last_at FROM {_spans_of(source)} n "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {spans} s WHERE s.{k} = n.{k})",
+        f"CREATE TEMP TABLE {tmp} AS SELECT bucket, {k}, MIN(first_at) AS first_at, "
+        f"MAX(last_at) AS last_at FROM {spans} GROUP BY bucket, {k}",
+        f"DELETE FROM {spans}",
+        f"INSERT INTO {spans} SELECT * FROM {tmp} ORDER BY bucket, {k}",
+        f"DROP TABLE {tmp}",
     ]
-
-
-def fill_spans(schema: str) -> str:
-    """The spans of every event, into the empty `delivery_spans` just created."""
-    k = ident(SPANS_KEY)
-    return (
-        f"INSERT INTO {table(schema, SPANS)} ({k}, first_at, last_at) "
-        f"SELECT {k}, first_at, last_at FROM {_spans_of(table(schema, EVENTS))} n ORDER BY {k}"
-    )
 
 
 def insert_ledger(d: Dialect, schema: str, n: int) -> str:

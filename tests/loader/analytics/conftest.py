@@ -104,7 +104,7 @@ def memory_reader(rows: list[dict[str, Any]], **cfg: Any) -> Reader:
         con.execute(f"INSERT INTO logship.events ({', '.join(cols)}) VALUES ({holes})", values)
     # The delivery spans, by the loader's own statements (as it builds them from `events`).
     con.execute(sql.create_spans(DUCKDB, "logship"))
-    con.execute(sql.fill_spans("logship"))
+    con.execute(sql.add_spans("logship", sql.table("logship", sql.EVENTS)))
 
     def query(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return con.execute(statement, list(params)).fetchall()

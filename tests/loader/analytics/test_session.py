@@ -14,6 +14,7 @@ from ingest.event import iso_utc
 from loader import analytics, reports
 from loader.analytics.families import error_sql
 from loader.analytics.session import session_bi_params, session_bi_sql, summarize_in_warehouse
+from loader.warehouse.sql import spans_bucket
 from tests.loader.analytics.conftest import memory_reader
 from tests.loader.analytics.scenario import HOSTILE_ID, SESSION_GAPS, SESSION_IN
 from tests.loader.helpers import event
@@ -192,9 +193,9 @@ def test_bounds_wider_than_the_events_give_the_exact_window() -> None:
     rows = [_ev("delivery.created", at, delivery_id="D1"),
             _ev("delivery.cancelled", at + timedelta(minutes=10), delivery_id="D1")]  # fmt: skip
     r = memory_reader(rows)
-    r.query(f"UPDATE {r.spans} SET first_at = ?, last_at = ?",
-            [at - timedelta(days=3), at + timedelta(days=3)])  # fmt: skip
-    r.query(f"INSERT INTO {r.spans} VALUES ('D-ghost', ?, ?)", [at, at])
+    r.query(f"INSERT INTO {r.spans} VALUES (?, 'D1', ?, ?), (?, 'D-ghost', ?, ?)",
+            [spans_bucket("D1"), at - timedelta(days=3), at + timedelta(days=3),
+             spans_bucket("D-ghost"), at, at])  # fmt: skip
     page = analytics.delivery(r, "D1")
     assert page is not None
     assert page["summary"]["window_from"] == iso_utc(at - timedelta(minutes=5))

@@ -35,7 +35,9 @@ def _chain() -> list[list[dict[str, Any]]]:
     own = [event("delivery.dispatched", occurred=START + timedelta(hours=6 * i),
                  delivery_id="D-CHAIN", robot_id="R-8") for i in range(4 * DAYS - 1)]  # fmt: skip
     end = START + timedelta(hours=6 * (4 * DAYS - 1))
-    own += [event("robot.error", occurred=end - timedelta(minutes=1), robot_id="R-8"),
+    own += [event("delivery.cancelled", occurred=START + timedelta(hours=1),
+                  delivery_id="D-CHAIN", cancel_reason="customer_left"),  # undone: completed later
+            event("robot.error", occurred=end - timedelta(minutes=1), robot_id="R-8"),
             event("delivery.dropoff_completed", occurred=end, delivery_id="D-CHAIN",
                   robot_id="R-9")]  # fmt: skip
     beats = [event("robot.heartbeat", occurred=START + timedelta(minutes=5 * i), robot_id="R-8",
@@ -79,6 +81,7 @@ async def test_a_huge_session_is_a_bounded_page(chain: UiSettings, aiohttp_clien
     assert (
         "<strong>Completed</strong> at 2026-01-15 06:00:00 +00:00, after the events shown" in body
     )
+    assert "customer_left" not in body.split('id="timeline"')[0]  # not the shown cancellation's
     assert body.count('<circle class="ev') == MAX_EVENTS  # the timeline's marks too
     assert "more characters: the JSON download has the whole event." in body
     assert "x" * (MAX_ROW_JSON_CHARS + 1) not in body
@@ -95,3 +98,25 @@ async def test_a_huge_session_is_a_bounded_page(chain: UiSettings, aiohttp_clien
     finally:
         csv.field_size_limit(limit)
     assert ids == [e["event_id"] for e in events]
+
+
+async def test_a_session_over_the_download_cap_is_refused_not_cut(
+    chain: UiSettings, aiohttp_client: Any
+) -> None:
+    """A download is the whole session or nothing: over `LOGSHIP_UI_MAX_DOWNLOAD_EVENTS` it is
+    a 422 that says why and where to get it; at the cap exactly it is whole."""
+    out = io.StringIO()
+    assert reports.session(chain, "D-CHAIN", True, out=out) == 0
+    n = len(json.loads(out.getvalue()))
+    client = await serve(chain.model_copy(update={"ui_max_download_events": n - 1}), aiohttp_client)
+    for path in ("/deliveries/D-CHAIN/events.json", "/deliveries/D-CHAIN/events.csv"):
+        resp = await client.get(path)
+        body = await resp.text()
+        assert resp.status == 422, (path, body[:300])
+        assert f"more than {n - 1:,} events" in body and "logship session ID --json" in body
+    api = await client.get("/api/deliveries/D-CHAIN")
+    assert api.status == 422 and (await api.json())["error"] == "too_large"
+    assert (await client.get("/deliveries/D-CHAIN")).status == 200  # the page is bounded anyway
+    whole = await serve(chain.model_copy(update={"ui_max_download_events": n}), aiohttp_client)
+    resp = await whole.get("/api/deliveries/D-CHAIN")
+    assert resp.status == 200 and await resp.text() == out.getvalue()

@@ -102,8 +102,7 @@ async def test_load_reload_duplicates_and_exact_statements(
         "COPY",
         "SELECT",  # stage stats
         "INSERT",  # events
-        "UPDATE",  # delivery_spans widened by the stage's deliveries,
-        "INSERT",  # and the new ones added
+        "INSERT",  # delivery_spans: the stage's deliveries
         "INSERT",  # ledger
         "DROP",
     ]

@@ -19,6 +19,8 @@ from tests.loader.helpers import event, loader_settings, make_loader, object_key
 from tests.loader.warehouse.test_redshift import ROLE, loader_for, put, rs_url
 
 T0 = datetime(2026, 3, 5, 10, tzinfo=UTC)
+#: An id the bucket must hash the same in Python and in every warehouse (UTF-8 bytes).
+ODD = "Dé 'x' \"y\" <z> 🚚;--"
 
 
 def _at(minutes: float) -> datetime:
@@ -58,7 +60,11 @@ def _read(settings: Any, statement: str, params: list[Any] | None = None) -> lis
 
 
 def _spans(settings: Any) -> dict[str, tuple[datetime, datetime]]:
-    rows = _read(settings, f"SELECT delivery_id, first_at, last_at FROM {_t(sql.SPANS)}")
+    """Each delivery's bounds (over its rows), after checking every row's bucket."""
+    rows = _read(settings, f"SELECT bucket, delivery_id FROM {_t(sql.SPANS)}")
+    assert all(b == sql.spans_bucket(d) for b, d in rows), rows
+    rows = _read(settings, f"SELECT delivery_id, MIN(first_at), MAX(last_at) FROM "
+                           f"{_t(sql.SPANS)} GROUP BY delivery_id")  # fmt: skip
     return {d: (_utc(a), _utc(b)) for d, a, b in rows}
 
 
@@ -93,6 +99,7 @@ async def test_spans_hold_every_event_and_widen_with_later_loads(
         event("delivery.dispatched", occurred=_at(5), delivery_id="D1", robot_id="R1"),
         event("delivery.created", occurred=_at(1), event_id=dup_id, delivery_id="D2"),
         event("robot.error", occurred=_at(2), robot_id="R1"),  # no delivery: no span
+        event("delivery.created", occurred=_at(3), delivery_id=ODD),
     ])  # fmt: skip
     put_obj(object_key(1), [
         event("delivery.dropoff_completed", occurred=_at(40), delivery_id="D1", robot_id="R1"),
@@ -106,12 +113,14 @@ async def test_spans_hold_every_event_and_widen_with_later_loads(
     loader.warehouse.close()
     s = backend["settings"]
     spans, exact = _spans(s), _exact(s)
-    assert exact == {"D1": (_at(-3), _at(40)), "D2": (_at(1), _at(1))}
+    assert exact == {"D1": (_at(-3), _at(40)), "D2": (_at(1), _at(1)), ODD: (_at(3), _at(3))}
     assert spans == {**exact, "D-ghost": (_at(30), _at(30))}
     wh = reports._warehouse(s)
     try:
         r = Reader.of(wh, s.analytics())
         assert analytics.delivery(r, "D-ghost") is None  # only a skipped duplicate had it
+        odd = analytics.delivery(r, ODD)  # found through its bucket, computed here
+        assert odd is not None and odd["summary"]["event_count"] == 1
         page = analytics.delivery(r, "D1")
         assert page is not None and page["summary"]["event_count"] == 5  # and R1's error
         assert page["summary"]["window_from"] == "2026-03-05T09:52:00.000000Z"
@@ -165,3 +174,46 @@ async def test_an_upgraded_warehouse_gets_its_spans_built_from_events(
     loader.warehouse.close()
     assert _spans(s) == _exact(s)
     assert _spans(s)["D1"] == (_at(1), _at(60)) and len(_spans(s)) == 3
+
+
+async def test_duckdb_puts_its_spans_back_in_bucket_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each load appends its deliveries' rows; once the unsorted tail outgrows its bound,
+    DuckDB rewrites the table in bucket order with one row per delivery, and remembers how
+    many rows are in order (the table's comment)."""
+    from loader.warehouse import duckdb as backend
+
+    monkeypatch.setattr(backend, "SPANS_TAIL_ROWS", 5)
+    settings = loader_settings(tmp_path)
+    ids = [f"D-{i}" for i in range(4)] + ["Dé 'x' \"y\" <z> 🚚", "D\\n1;--", "d" * 200]
+    for n in range(3):  # every delivery in every object: 3 rows each before the rewrite
+        put_local(tmp_path / "lake", object_key(n), [
+            event("delivery.dispatched", occurred=_at(10 * n + i), delivery_id=d)
+            for i, d in enumerate(ids)
+        ])  # fmt: skip
+    loader = await make_loader(settings)
+    await loader.cycle()  # the schema: an empty table, in order
+    loader.max_objects = 1
+    await loader.cycle()  # 7 rows appended: more than the tail's bound, rewritten
+    con = _duck(tmp_path)
+    rows = con.execute("SELECT bucket, delivery_id FROM logship.delivery_spans").fetchall()
+    con.close()
+    assert len(rows) == len(ids) and rows == sorted(rows)
+    await loader.cycle()  # 7 more after the 7 in order: over the bound again, rewritten
+    await loader.cycle()
+    loader.warehouse.close()
+    con = _duck(tmp_path)
+    rows = con.execute("SELECT bucket, delivery_id FROM logship.delivery_spans").fetchall()
+    (comment,) = con.execute("SELECT comment FROM duckdb_tables() "
+                             "WHERE table_name = 'delivery_spans'").fetchone()  # fmt: skip
+    con.close()
+    assert len(rows) == len(ids) and rows == sorted(rows) and comment == str(len(ids))
+    assert _spans(settings) == _exact(settings)
+    assert _spans(settings)[ids[4]] == (_at(4), _at(24))
+
+
+def _duck(tmp_path: Path) -> Any:
+    import duckdb
+
+    return duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
