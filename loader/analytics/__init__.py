@@ -25,6 +25,7 @@ from loader.analytics.deliveries import deliveries_of_day, find, latest_day
 from loader.analytics.families import LANES, OUTCOMES, is_error, lane
 from loader.analytics.funnel import funnel, funnel_stages, shape_funnel
 from loader.analytics.session import (
+    annotate,
     delivery,
     session,
     session_bi_params,
@@ -49,6 +50,7 @@ __all__ = [
     "USABLE_STATES",
     "AnalyticsConfig",
     "Reader",
+    "annotate",
     "create_views",
     "deliveries_of_day",
     "delivery",

@@ -5,7 +5,7 @@ Cost is bounded by what is shown: a query names the `occurred_at` range it needs
 sort key; DuckDB prunes row groups by the same column's min/max), computed here from the days
 asked plus a horizon on either side — never the whole history. The one exception is the
 look-up of a robot id by the search box (`robot_id = ?`), which reads that one column; a
-delivery's window comes from one probe of `delivery_spans` by its key
+delivery's window comes from one probe of `delivery_spans` by its bucket
 (:mod:`loader.analytics.session`).
 """
 

@@ -20,7 +20,7 @@ Each event is annotated with its timeline lane and whether it is an error
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -135,15 +135,24 @@ def _window(r: Reader, delivery_id: str) -> Span | None:
     if span is None:
         return None
     margin = timedelta(seconds=r.cfg.session_margin_s)
-    return span[0] - margin, span[1] + margin
+    # Clamped to the calendar: a lake may hold times at its very edges (the loader takes them).
+    lo = span[0] - margin if span[0] - _FIRST > margin else _FIRST
+    hi = span[1] + margin if _LAST - span[1] > margin else _LAST
+    return lo, hi
 
 
-def session(r: Reader, delivery_id: str) -> list[dict[str, Any]] | None:
-    """Exactly what `logship session ID --json` prints; None for an unknown delivery."""
+#: The first and last instants a window may reach.
+_FIRST = datetime(1, 1, 1, tzinfo=UTC)
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def session(r: Reader, delivery_id: str, limit: int | None = None) -> list[dict[str, Any]] | None:
+    """Exactly what `logship session ID --json` prints (its first `limit` events, when given:
+    the statement stops there); None for an unknown delivery."""
     win = _window(r, delivery_id)
     if win is None:
         return None
-    return _session_events(r, delivery_id, *win)
+    return _session_events(r, delivery_id, *win, limit)
 
 
 def _session_events(
@@ -180,15 +189,21 @@ def delivery(r: Reader, delivery_id: str, max_events: int | None = None) -> dict
     else:
         summary = summarize(delivery_id, events)
     summary["window_from"], summary["window_to"] = iso(lo), iso(hi)
-    first = utc(events[0]["occurred_at"]) if events else lo
-    annotations = [
+    annotations = annotate(events)
+    states = state_intervals(r, lo, hi, summary["robots"]) if summary["robots"] else []
+    return {"summary": summary, "events": events, "annotations": annotations, "states": states}
+
+
+def annotate(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One annotation per session event, in order: its offset from the first event, its
+    timeline lane, whether it is an error, whether a long gap precedes it."""
+    first = utc(events[0]["occurred_at"]) if events else None
+    return [
         {"event_id": e["event_id"], "offset_s": seconds(first, utc(e["occurred_at"])),
          "lane": lane(e), "error": is_error(e),
          "long_gap": e["gap_s"] is not None and e["gap_s"] > LONG_GAP_S}
         for e in events
     ]  # fmt: skip
-    states = state_intervals(r, lo, hi, summary["robots"]) if summary["robots"] else []
-    return {"summary": summary, "events": events, "annotations": annotations, "states": states}
 
 
 def summarize(delivery_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,13 +7,13 @@ cannot disagree), answer with a page (:mod:`loader.ui.pages`) or the same data a
 | `GET /` | search, and the deliveries of a day (`?date=`, `?window_min=`) |
 | `GET /search?q=` | 303 to the delivery, else the robot's latest day; 404 page if neither |
 | `GET /deliveries/{delivery_id}` | the delivery session, its first `pages.MAX_EVENTS` events |
-| `GET /deliveries/{delivery_id}/events.json` | download, streamed: exactly `logship session ID --json` |
-| `GET /deliveries/{delivery_id}/events.csv` | download: the event table as CSV |
+| `GET /deliveries/{delivery_id}/events.json` | download, streamed: exactly `logship session ID --json` (422 over `ui_max_download_events`) |
+| `GET /deliveries/{delivery_id}/events.csv` | download: the event table as CSV (the same bound) |
 | `GET /robots/{robot_id}?date=` | a robot's day (default: its latest day), the nearest days with data |
 | `GET /supply-hours?date=` or `?from=&to=` (`&reason=`) | supply hours, downtime by reason |
 | `GET /funnel?date=` | per stage count, p50, p90 and distribution |
 | `GET /api/deliveries?date=&window_min=` | `{date, window_min, deliveries: […]}` |
-| `GET /api/deliveries/{delivery_id}` | exactly `logship session ID --json` |
+| `GET /api/deliveries/{delivery_id}` | exactly `logship session ID --json` (the downloads' bound) |
 | `GET /api/robots/{robot_id}?date=` | the robot's day |
 | `GET /api/supply-hours?date=` or `?from=&to=` (`&robot=`) | exactly `logship supply-hours --date D --json` |
 | `GET /api/funnel?date=` | exactly `logship funnel --date D --json` |
@@ -122,20 +122,17 @@ async def delivery_json(request: web.Request) -> web.StreamResponse:
 
 async def delivery_csv(request: web.Request) -> web.StreamResponse:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
-    cap = request.app[SETTINGS].ui_max_download_events
-    data = await _ask(request, lambda r: analytics.delivery(r, did), max_rows=cap + 1)
-    if data is None:
-        raise _no_delivery(did)
-    _check_size(did, data["events"], cap)
-    return await send_csv(request, data["events"], data["annotations"],
+    events = await _session(request, did)
+    return await send_csv(request, events, analytics.annotate(events),
                           name=filename(did, ".csv"))  # fmt: skip
 
 
 async def _session(request: web.Request, did: str) -> list[dict[str, Any]]:
-    """The whole session for a download: each statement stops one row after the cap, and
-    a session longer than the cap is refused rather than cut (a download is all of it)."""
+    """The whole session for a download: the statement stops one row after the cap (in SQL:
+    a driver may read every row a statement returns), and a session longer than the cap is
+    refused rather than cut (a download is all of it)."""
     cap = request.app[SETTINGS].ui_max_download_events
-    events = await _ask(request, lambda r: analytics.session(r, did), max_rows=cap + 1)
+    events = await _ask(request, lambda r: analytics.session(r, did, limit=cap + 1))
     if events is None:
         raise _no_delivery(did)
     _check_size(did, events, cap)

@@ -162,18 +162,23 @@ class Warehouse:
         return sql.SPANS_KEY in self.entities
 
     def _ensure_spans(self, cur: Any) -> None:
-        """Create `delivery_spans` when absent and fill it from `events` (a warehouse loaded
-        before the table existed), in one transaction holding the ledger's lock: no load can
-        add events between the fill and the commit."""
+        """Create `delivery_spans` when absent — or of another shape than this code's (its
+        columns are checked) — and fill it from `events` (a warehouse loaded before the table
+        existed), in one transaction holding the ledger's lock: no load can add events between
+        the fill and the commit."""
         if not self.keeps_spans:
             return
         d = self.dialect
         self._begin(cur)
         self._lock_ledger(cur)
-        if self._run(cur, sql.table_exists(d), [self.schema, sql.SPANS]).fetchall():
+        cols = self._run(cur, sql.existing_columns(d), [self.schema, sql.SPANS]).fetchall()
+        have = {r[0] for r in cols}
+        if have == set(sql.SPANS_COLUMNS):
             self._commit()
             return
         t0 = time.perf_counter()
+        if have:  # an earlier shape: built again from events
+            self._run(cur, f"DROP TABLE {sql.table(self.schema, sql.SPANS)}")
         self._run(cur, sql.create_spans(d, self.schema))
         self._run(cur, sql.add_spans(self.schema, sql.table(self.schema, sql.EVENTS)))
         (n,) = self._run(

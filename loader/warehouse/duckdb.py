@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,9 @@ _INTACT_REMEMBERED = 10_000
 #: outnumber this, or an eighth of that part (a probe reads one row group of the sorted part
 #: and all of the rest; each rewrite reads the table once).
 SPANS_TAIL_ROWS = 250_000
+#: After a failed rewrite, the loads to wait before the next try (doubling, up to the max).
+_SPANS_RETRY_LOADS, _SPANS_RETRY_MAX_LOADS = 1, 64
+_COMMENT = re.compile(r"[0-9]{1,18}")
 
 
 class DuckDBWarehouse(Warehouse):
@@ -45,6 +49,7 @@ class DuckDBWarehouse(Warehouse):
         self.memory_limit = memory_limit
         self._intact: dict[tuple[str, int], None] = {}  # (key, size) read as complete gzip
         self._hold: WriteHold | None = None  # writers first: see loader/warehouse/locking.py
+        self._spans_wait, self._spans_backoff = 0, _SPANS_RETRY_LOADS  # loads before a rewrite
 
     def connect(self) -> None:
         """Open the file read-write, after the readers inside have left (:class:`WriteHold`;
@@ -140,12 +145,19 @@ class DuckDBWarehouse(Warehouse):
         logged and the next load tries again — the load itself has committed."""
         if not self.keeps_spans:
             return
+        if self._spans_wait > 0:  # backing off after a failed rewrite
+            self._spans_wait -= 1
+            return
         try:
             self._compact_spans()
+            self._spans_backoff = _SPANS_RETRY_LOADS
         except Exception as exc:
             self._rollback()
-            log(logger, logging.WARNING, "delivery_spans not rewritten; the next load retries",
-                error=type(exc).__name__)  # fmt: skip
+            self._after_failure(exc)  # an invalidated database is reopened by the next load
+            self._spans_wait = self._spans_backoff
+            self._spans_backoff = min(2 * self._spans_backoff, _SPANS_RETRY_MAX_LOADS)
+            log(logger, logging.WARNING, "delivery_spans not rewritten; tried again later",
+                error=f"{type(exc).__name__}: {exc}"[:500], loads_to_wait=self._spans_wait)  # fmt: skip
 
     def _compact_spans(self) -> None:
         cur = self._cursor()
@@ -156,7 +168,8 @@ class DuckDBWarehouse(Warehouse):
             "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [self.schema, sql.SPANS],
         ).fetchall()
-        in_order = int(comment[0][0]) if comment and str(comment[0][0] or "").isdigit() else 0
+        text = str(comment[0][0] or "") if comment else ""
+        in_order = int(text) if _COMMENT.fullmatch(text) else 0  # not ours: all unsorted
         if int(rows) - in_order <= max(SPANS_TAIL_ROWS, in_order // 8):
             return
         t0 = time.perf_counter()

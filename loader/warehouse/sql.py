@@ -52,6 +52,8 @@ SPANS_KEY = "delivery_id"
 #: The bucket of a delivery id, the sort key of :data:`SPANS`: the first 8 hex digits of its
 #: MD5, in SQL (`{column}`) and in Python (:func:`spans_bucket`), the same on every dialect.
 SPANS_BUCKET_SQL = "LEFT(MD5({column}), 8)"
+#: The columns of :data:`SPANS`, in table order.
+SPANS_COLUMNS = ("bucket", SPANS_KEY, "first_at", "last_at")
 #: Longest text a Redshift VARCHAR (and so JSON_PARSE's argument) holds, in bytes: the same
 #: bound as a string inside SUPER.
 MAX_VARCHAR_BYTES = MAX_STRING_BYTES
@@ -186,14 +188,6 @@ def create_spans(d: Dialect, schema: str) -> str:
         "  first_at TIMESTAMPTZ NOT NULL,\n"
         "  last_at TIMESTAMPTZ NOT NULL\n"
         f"){d.sort_key('bucket')}"
-    )
-
-
-def table_exists(d: Dialect) -> str:
-    """One row when the table (schema, name: two parameters) exists."""
-    return (
-        "SELECT 1 FROM information_schema.tables "
-        f"WHERE table_schema = {d.param} AND table_name = {d.param}"
     )
 
 

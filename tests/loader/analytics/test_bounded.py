@@ -37,7 +37,7 @@ from tests.loader.helpers import ENTITIES
 LOOKUP = re.compile(
     r"^SELECT MAX\(occurred_at\) FROM \S+ WHERE robot_id = (\?|%s) AND occurred_at <= (\?|%s)$"
 )
-#: A delivery's recorded bounds: a probe of `delivery_spans` by its key.
+#: A delivery's recorded bounds: a probe of `delivery_spans` by its bucket and id.
 PROBE = re.compile(
     r'^SELECT MIN\(first_at\) AS first_at, MAX\(last_at\) AS last_at FROM "\w+"\."delivery_spans" '
     r"WHERE bucket = (\?|%s) AND delivery_id = (\?|%s)$"

@@ -201,3 +201,15 @@ def test_bounds_wider_than_the_events_give_the_exact_window() -> None:
     assert page["summary"]["window_from"] == iso_utc(at - timedelta(minutes=5))
     assert page["summary"]["window_to"] == iso_utc(at + timedelta(minutes=15))
     assert analytics.delivery(r, "D-ghost") is None and analytics.session(r, "D-ghost") is None
+
+
+def test_a_delivery_at_the_calendar_edges_opens() -> None:
+    """The loader takes any time of years 1-9999 from a lake; a session there opens (its
+    window clamped to the calendar) instead of overflowing."""
+    first = _ev("delivery.created", datetime(1, 1, 1, 0, 1, tzinfo=UTC), delivery_id="D-old")
+    last = _ev("delivery.created", datetime(9999, 12, 31, 23, 58, tzinfo=UTC), delivery_id="D-new")
+    r = memory_reader([first, last])
+    for did, e in (("D-old", first), ("D-new", last)):
+        got = analytics.session(r, did)
+        assert got is not None and [x["event_id"] for x in got] == [e["event_id"]]
+        assert analytics.delivery(r, did) is not None
