@@ -123,8 +123,9 @@ async def delivery_json(request: web.Request) -> web.StreamResponse:
 async def delivery_csv(request: web.Request) -> web.StreamResponse:
     did = parse_id(request.match_info["delivery_id"], "delivery id")
     events = await _session(request, did)
-    return await send_csv(request, events, analytics.annotate(events),
-                          name=filename(did, ".csv"))  # fmt: skip
+    loop = asyncio.get_running_loop()  # a long session's annotations: off the event loop
+    notes = await loop.run_in_executor(request.app[RENDER], analytics.annotate, events)
+    return await send_csv(request, events, notes, name=filename(did, ".csv"))
 
 
 async def _session(request: web.Request, did: str) -> list[dict[str, Any]]:
