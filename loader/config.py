@@ -6,6 +6,7 @@ The README's configuration table is generated from these docstrings (`logship co
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -101,6 +102,17 @@ class LoaderSettings(CommonSettings):
             timezone=self.timezone,
             session_margin_s=self.session_margin_s,
         )
+
+    def warehouse_options(self) -> dict[str, Any]:
+        """The keyword arguments of `open_warehouse` these settings give, besides the URL,
+        the entities and the views (the loader, the reports and the UI open it alike)."""
+        return {
+            "schema": self.warehouse_schema,
+            "dedupe_window_s": self.dedupe_window_s,
+            "iam_role": self.redshift_iam_role,
+            "statement_timeout_s": self.statement_timeout_s,
+            "duckdb_memory_limit": self.duckdb_memory_limit,
+        }
 
     @field_validator("warehouse_schema")
     @classmethod

@@ -52,12 +52,8 @@ def _escape(m: re.Match[str]) -> str:
 def _warehouse(settings: LoaderSettings) -> Warehouse:
     return open_warehouse(
         settings.warehouse_url.get_secret_value(),
-        schema=settings.warehouse_schema,
+        **settings.warehouse_options(),
         entities=load_registry(settings.registry_path).entities,
-        dedupe_window_s=settings.dedupe_window_s,
-        iam_role=settings.redshift_iam_role,
-        statement_timeout_s=settings.statement_timeout_s,
-        duckdb_memory_limit=settings.duckdb_memory_limit,
         views=None,  # the reports only read: the loader creates the views
     )
 

@@ -36,12 +36,8 @@ def build_loader(settings: LoaderSettings, lake: Lake) -> Loader:
         raise ValueError("a Redshift warehouse COPYs from S3: LOGSHIP_LAKE_URL must be s3://…")
     warehouse = open_warehouse(
         url,
-        schema=settings.warehouse_schema,
+        **settings.warehouse_options(),
         entities=registry.entities,
-        dedupe_window_s=settings.dedupe_window_s,
-        iam_role=settings.redshift_iam_role,
-        statement_timeout_s=settings.statement_timeout_s,
-        duckdb_memory_limit=settings.duckdb_memory_limit,
         views=partial(create_views, cfg=settings.analytics()),
         registry=registry,
     )

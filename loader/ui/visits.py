@@ -104,12 +104,8 @@ class WarehouseVisits:
         s = self.settings
         return open_warehouse(
             self.url,
-            schema=s.warehouse_schema,
+            **{**s.warehouse_options(), "statement_timeout_s": s.ui_statement_timeout_s},
             entities=self.entities,
-            dedupe_window_s=s.dedupe_window_s,
-            iam_role=s.redshift_iam_role,
-            statement_timeout_s=s.ui_statement_timeout_s,
-            duckdb_memory_limit=s.duckdb_memory_limit,
             views=None,  # the UI only reads: the loader creates the views
         )
 

@@ -178,12 +178,10 @@ class Warehouse:
             return
         t0 = time.perf_counter()
         if have:  # an earlier shape: built again from events
-            self._run(cur, f"DROP TABLE {sql.table(self.schema, sql.SPANS)}")
+            self._run(cur, sql.drop_spans(self.schema))
         self._run(cur, sql.create_spans(d, self.schema))
         self._run(cur, sql.add_spans(self.schema, sql.table(self.schema, sql.EVENTS)))
-        (n,) = self._run(
-            cur, f"SELECT COUNT(*) FROM {sql.table(self.schema, sql.SPANS)}"
-        ).fetchone()
+        (n,) = self._run(cur, sql.count_spans(self.schema)).fetchone()
         self._spans_in_order(cur, int(n))
         self._commit()
         log(logger, logging.INFO, "delivery spans built from events", deliveries=int(n),

@@ -161,8 +161,7 @@ class DuckDBWarehouse(Warehouse):
 
     def _compact_spans(self) -> None:
         cur = self._cursor()
-        spans = sql.table(self.schema, sql.SPANS)
-        ((rows,),) = self._run(cur, f"SELECT COUNT(*) FROM {spans}").fetchall()
+        ((rows,),) = self._run(cur, sql.count_spans(self.schema)).fetchall()
         comment = self._run(
             cur,
             "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
@@ -176,7 +175,7 @@ class DuckDBWarehouse(Warehouse):
         self._begin(cur)
         for stmt in sql.compact_spans(self.schema):
             self._run(cur, stmt)
-        ((n,),) = self._run(cur, f"SELECT COUNT(*) FROM {spans}").fetchall()
+        ((n,),) = self._run(cur, sql.count_spans(self.schema)).fetchall()
         self._spans_in_order(cur, int(n))
         self._commit()
         log(logger, logging.INFO, "delivery_spans rewritten in order", rows_before=int(rows),

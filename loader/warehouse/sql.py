@@ -326,6 +326,14 @@ def add_spans(schema: str, source: str) -> str:
     )
 
 
+def count_spans(schema: str) -> str:
+    return f"SELECT COUNT(*) FROM {table(schema, SPANS)}"
+
+
+def drop_spans(schema: str) -> str:
+    return f"DROP TABLE {table(schema, SPANS)}"
+
+
 def compact_spans(schema: str) -> list[str]:
     """DuckDB: rewrite `delivery_spans` with one row per delivery, in bucket order (its row
     groups' min/max then find a bucket in one row group), in one transaction."""

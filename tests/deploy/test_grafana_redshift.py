@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -274,8 +275,12 @@ def _open(settings: LoaderSettings) -> Warehouse:
 
 @pytest.fixture(scope="module")
 def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    tmp = tmp_path_factory.mktemp("duck")
-    settings = loader_settings(tmp)
+    yield from _demo_duckdb(tmp_path_factory.mktemp("duck"))
+
+
+def _demo_duckdb(tmp: Path, **settings_kw: Any) -> Iterator[Backend]:
+    """A DuckDB warehouse with the demo day loaded through the real loader, open for reads."""
+    settings = loader_settings(tmp, **settings_kw)
     asyncio.run(load_objects(settings, demo_objects()))
     wh = _open(settings)
     try:
@@ -522,14 +527,7 @@ def test_chart_configmap_follows_the_loader_settings(render: Callable[..., list[
 def duck_la(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """The demo day loaded with LOGSHIP_TIMEZONE=America/Los_Angeles (the views' days and
     wall-clock times are Los Angeles')."""
-    tmp = tmp_path_factory.mktemp("duck-la")
-    settings = loader_settings(tmp, timezone="America/Los_Angeles")
-    asyncio.run(load_objects(settings, demo_objects()))
-    wh = _open(settings)
-    try:
-        yield Backend("duckdb", DUCKDB, settings, wh)
-    finally:
-        wh.close()
+    yield from _demo_duckdb(tmp_path_factory.mktemp("duck-la"), timezone="America/Los_Angeles")
 
 
 def test_the_chart_copy_converts_the_time_zone_back(

@@ -35,6 +35,25 @@ def rows(db: Path) -> list[tuple]:
         con.close()
 
 
+async def send_example_until_up(
+    s: aiohttp.ClientSession, port: int, proc: subprocess.Popen[bytes]
+) -> dict:
+    """POST the README's example batch to a starting `logship dev` until it answers (failing
+    if the process dies or 30 s pass); the acknowledgement's JSON."""
+    body = (ROOT / "examples" / "vector-batch.json").read_bytes()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with s.post(f"http://127.0.0.1:{port}/v1/logs", data=body,
+                              headers={"Content-Type": "application/json"}) as r:  # fmt: skip
+                assert r.status == 200
+                return await r.json()
+        except aiohttp.ClientConnectionError:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "logship dev did not start"
+            await asyncio.sleep(0.2)
+
+
 async def test_logship_dev_end_to_end(tmp_path: Path) -> None:
     port, lport = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSHIP_")}
@@ -44,19 +63,9 @@ async def test_logship_dev_end_to_end(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     db = tmp_path / "var" / "warehouse.duckdb"
     try:
-        body = (ROOT / "examples" / "vector-batch.json").read_bytes()
         async with aiohttp.ClientSession() as s:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with s.post(f"http://127.0.0.1:{port}/v1/logs", data=body,
-                                      headers={"Content-Type": "application/json"}) as r:  # fmt: skip
-                        assert r.status == 200
-                        assert await r.json() == {"accepted": 3, "discarded": 2, "rejected": 1}
-                        break
-                except aiohttp.ClientConnectionError:
-                    assert time.monotonic() < deadline, "logship dev did not start"
-                    await asyncio.sleep(0.2)
+            ack = await send_example_until_up(s, port, proc)
+            assert ack == {"accepted": 3, "discarded": 2, "rejected": 1}
             deadline = time.monotonic() + 60
             while len(rows(db)) < 3:
                 assert time.monotonic() < deadline, "events never reached DuckDB"

@@ -29,10 +29,10 @@ from ingest.app import build_app
 from ingest.demo import SWAP_DELIVERY_ID, generate
 from ingest.registry.export import FORMATS
 from tests.conftest import free_port, make_settings
+from tests.ingest.cli.test_dev import send_example_until_up
 from tests.ingest.demo.support import DAY, extract
 from tests.loader.helpers import object_key, put_local
 
-ROOT = Path(__file__).resolve().parents[3]
 LOGSHIP = (sys.executable, "-m", "ingest.cli")
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -165,19 +165,8 @@ async def test_dev_serves_on_when_its_banner_meets_a_reader_gone(tmp_path: Path)
     finally:
         os.close(stdout)
     try:
-        body = (ROOT / "examples" / "vector-batch.json").read_bytes()
         async with aiohttp.ClientSession() as s:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with s.post(f"http://127.0.0.1:{port}/v1/logs", data=body,
-                                      headers={"Content-Type": "application/json"}) as r:  # fmt: skip
-                        assert r.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-                    assert time.monotonic() < deadline, "logship dev did not start"
-                    await asyncio.sleep(0.2)
+            await send_example_until_up(s, port, proc)
             # The loader cycles after the banner: loaded events show it went on running.
             deadline = time.monotonic() + 60
             while True:
